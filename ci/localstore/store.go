@@ -268,10 +268,44 @@ func (s *Store) Prune(ctx context.Context, keep []string, keepVerified int) ([]s
 	if err != nil {
 		return nil, fmt.Errorf("prune image store: %w", err)
 	}
-	if _, err := s.path.GarbageCollect(); err != nil {
+	if err := s.collectGarbage(); err != nil {
 		return removed, fmt.Errorf("prune image store: %w", err)
 	}
 	return removed, nil
+}
+
+// collectGarbage deletes blobs that no stored image refers to.
+func (s *Store) collectGarbage() error {
+	descs, err := s.descriptors()
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, d := range descs {
+		img, err := s.path.Image(d.Digest)
+		if err != nil {
+			return err
+		}
+		blobs, err := imageBlobs(img, d.Digest)
+		if err != nil {
+			return err
+		}
+		for _, h := range blobs {
+			keep[h.Hex] = true
+		}
+	}
+	dir := filepath.Join(s.dir, "blobs", "sha256")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if !keep[e.Name()] {
+			errs = append(errs, os.Remove(filepath.Join(dir, e.Name())))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // singleImage finds the one image in a layout directory (descending into a nested index, which

@@ -1,0 +1,88 @@
+// Package testenv gives tests the real components they integrate with: the Dagger engine that
+// hack/engine.sh runs, the project's offline Python base image, and an OCI registry the engine
+// can reach. A missing component skips a test on a developer's machine and fails it in CI.
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"dagger.io/dagger"
+)
+
+// Require fails the test in CI (CI=true) and skips it elsewhere, saying how to get what is missing.
+func Require(t testing.TB, what, how string) {
+	t.Helper()
+	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+		t.Fatalf("%s is missing (CI must provide it): %s", what, how)
+	}
+	t.Skipf("%s is missing: %s", what, how)
+}
+
+// CacheDir is the project's cache directory (binaries, base image, engine state).
+func CacheDir() string {
+	if dir := os.Getenv("XDG_CACHE_HOME"); dir != "" {
+		return filepath.Join(dir, "deploydrill")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "deploydrill")
+}
+
+const engineHow = "run `eval \"$(hack/engine.sh start && hack/engine.sh env)\"` first, or use hack/test.sh"
+
+// Dagger connects to the engine hack/engine.sh started; the client closes with the test.
+func Dagger(t testing.TB) *dagger.Client {
+	t.Helper()
+	if os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST") == "" && os.Getenv("DAGGER_SESSION_PORT") == "" {
+		Require(t, "a Dagger engine", engineHow)
+	}
+	c, err := dagger.Connect(t.Context(), dagger.WithLogOutput(testWriter{t}))
+	if err != nil {
+		t.Fatalf("connect to dagger: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// EnginePID is the PID of the engine process (its network namespace hosts test registries).
+func EnginePID(t testing.TB) int {
+	t.Helper()
+	value := os.Getenv("DAGGER_ENGINE_PID")
+	if value == "" {
+		data, err := os.ReadFile(filepath.Join(CacheDir(), "engine", "engine.pid"))
+		if err != nil {
+			Require(t, "the engine's PID", engineHow)
+		}
+		value = strings.TrimSpace(string(data))
+	}
+	pid, err := strconv.Atoi(value)
+	if err != nil {
+		t.Fatalf("engine pid %q: %v", value, err)
+	}
+	return pid
+}
+
+// BaseImage is the offline Python base image tarball hack/base-image.sh makes.
+func BaseImage(t testing.TB) string {
+	t.Helper()
+	path := os.Getenv("DRILL_TEST_BASE_IMAGE")
+	if path == "" {
+		path = filepath.Join(CacheDir(), "base", "python-bookworm.tar")
+	}
+	if _, err := os.Stat(path); err != nil {
+		Require(t, "the offline base image", "run hack/base-image.sh")
+	}
+	return path
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	if testing.Verbose() {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}

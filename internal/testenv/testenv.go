@@ -34,6 +34,7 @@ func CacheDir() string {
 const engineHow = "run `eval \"$(hack/engine.sh start && hack/engine.sh env)\"` first, or use hack/test.sh"
 
 // Dagger connects to the engine hack/engine.sh started; the client closes with the test.
+// DRILL_TEST_ENGINE_LOG=1 logs the engine's progress.
 func Dagger(t testing.TB) *dagger.Client {
 	t.Helper()
 	if os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST") == "" && os.Getenv("DAGGER_SESSION_PORT") == "" {
@@ -81,7 +82,7 @@ func BaseImage(t testing.TB) string {
 type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
-	if testing.Verbose() {
+	if os.Getenv("DRILL_TEST_ENGINE_LOG") != "" {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil

@@ -1,0 +1,165 @@
+// Package local is the drill's default target: each deployed version runs as a Dagger service
+// in a Dagger session of its own, reached from this program through a host tunnel on a stable
+// address. Closing that session is what really stops the app's process: in v0.18.10 neither
+// tunnel.Stop nor Service.Stop does, and under `dagger run` a shared client's Close does nothing.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"dagger.io/dagger"
+	"github.com/deploydrill/deploydrill/ci/drill"
+	"github.com/deploydrill/deploydrill/ci/pipeline"
+)
+
+// Archiver writes a stored image as an OCI archive (localstore.Store does).
+type Archiver interface {
+	WriteArchive(tag string, w io.Writer) error
+}
+
+// Connector opens a Dagger session of its own (pipeline.ConnectPrivate).
+type Connector func(ctx context.Context, logOut io.Writer) (*dagger.Client, error)
+
+// Config says where versions come from and where the app is reachable.
+type Config struct {
+	Images  Archiver
+	Listen  string    // host address of the tunnel, e.g. 127.0.0.1:8080
+	TempDir string    // parent of this target's own directory for image archives ("" = os.TempDir)
+	Connect Connector // nil: pipeline.ConnectPrivate
+	LogOut  io.Writer // the engine's progress; nil discards
+}
+
+// Target runs one version at a time.
+type Target struct {
+	cfg  Config
+	port int
+
+	mu      sync.Mutex
+	running *deployment
+}
+
+type deployment struct {
+	image   drill.Image
+	client  *dagger.Client
+	archive string
+}
+
+var (
+	_ drill.Target   = (*Target)(nil)
+	_ drill.Preparer = (*Target)(nil)
+)
+
+// New checks the listen address; nothing starts until Deploy.
+func New(cfg Config) (*Target, error) {
+	host, portText, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("local target: listen address %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port <= 0 || port > 65535 {
+		return nil, fmt.Errorf("local target: listen address %q: port must be 1-65535", cfg.Listen)
+	}
+	if host != "127.0.0.1" && host != "localhost" {
+		return nil, fmt.Errorf("local target: listen address %q: the tunnel serves loopback only (127.0.0.1)", cfg.Listen)
+	}
+	if cfg.Connect == nil {
+		cfg.Connect = pipeline.ConnectPrivate
+	}
+	dir, err := os.MkdirTemp(cfg.TempDir, "deploydrill-local-")
+	if err != nil {
+		return nil, fmt.Errorf("local target: %w", err)
+	}
+	cfg.TempDir = dir
+	return &Target{cfg: cfg, port: port}, nil
+}
+
+func (t *Target) Name() string { return "local" }
+
+// Endpoint is the tunnel's stable address.
+func (t *Target) Endpoint() string { return "http://127.0.0.1:" + strconv.Itoa(t.port) }
+
+// Prepare writes K's archive ahead of the rollback, so the rollback only imports it.
+func (t *Target) Prepare(_ context.Context, img drill.Image) error {
+	_, err := t.archive(img)
+	return err
+}
+
+func (t *Target) archive(img drill.Image) (string, error) {
+	path := filepath.Join(t.cfg.TempDir, img.Digest+".tar")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	tmp, err := os.CreateTemp(t.cfg.TempDir, ".partial-*.tar")
+	if err != nil {
+		return "", fmt.Errorf("archive %s: %w", img.Tag, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := t.cfg.Images.WriteArchive(img.Tag, tmp); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("archive %s: %w", img.Tag, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("archive %s: %w", img.Tag, err)
+	}
+	return path, os.Rename(tmp.Name(), path)
+}
+
+// Deploy starts img in a new session and opens the tunnel. It refuses while a version runs:
+// the drill stops the old one first.
+func (t *Target) Deploy(ctx context.Context, img drill.Image) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.running != nil {
+		return fmt.Errorf("deploy %s: %s is still running; stop it first", img.Tag, t.running.image.Tag)
+	}
+	archive, err := t.archive(img)
+	if err != nil {
+		return fmt.Errorf("deploy %s: %w", img.Tag, err)
+	}
+	client, err := t.cfg.Connect(ctx, t.cfg.LogOut)
+	if err != nil {
+		return fmt.Errorf("deploy %s: %w", img.Tag, err)
+	}
+	svc := client.Container().
+		Import(client.Host().File(archive)).
+		// Import does not restore the exposed port; the service's readiness check needs it.
+		WithExposedPort(pipeline.AppPort).
+		AsService()
+	tunnel := client.Host().Tunnel(svc, dagger.HostTunnelOpts{
+		Ports: []dagger.PortForward{{Frontend: t.port, Backend: pipeline.AppPort, Protocol: dagger.NetworkProtocolTcp}},
+	})
+	if _, err := tunnel.Start(ctx); err != nil {
+		return errors.Join(fmt.Errorf("deploy %s: start service and tunnel on %s: %w", img.Tag, t.cfg.Listen, err), client.Close())
+	}
+	t.running = &deployment{image: img, client: client, archive: archive}
+	return nil
+}
+
+// Stop ends the running version's session: the engine kills its container and the tunnel's
+// listener goes away, so probes see "connection refused".
+func (t *Target) Stop(context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.running == nil {
+		return nil
+	}
+	d := t.running
+	t.running = nil
+	if err := d.client.Close(); err != nil {
+		return fmt.Errorf("stop %s: %w", d.image.Tag, err)
+	}
+	return nil
+}
+
+// Teardown stops whatever still runs and removes the archives. Idempotent.
+func (t *Target) Teardown(ctx context.Context) error {
+	return errors.Join(t.Stop(ctx), os.RemoveAll(t.cfg.TempDir))
+}

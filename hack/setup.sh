@@ -25,3 +25,4 @@ hack/engine.sh start
 base=$(hack/base-image.sh)
 hack/engine.sh env
 echo "export DRILL_TEST_BASE_IMAGE=$base"
+echo "export DRILL_BASE_IMAGE=\"${DRILL_BASE_IMAGE:-$base}\""

@@ -3,12 +3,141 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"time"
+
+	"github.com/deploydrill/deploydrill/ci/drill"
+	"github.com/deploydrill/deploydrill/ci/probe"
+	"github.com/deploydrill/deploydrill/ci/target/local"
 )
+
+// drillOptions are the drill's own flags, beyond the pipeline's.
+type drillOptions struct {
+	target        string
+	listen        string
+	windows       drill.Windows
+	interval      time.Duration
+	probeTimeout  time.Duration
+	readyTimeout  time.Duration
+	autoRollback  bool
+	failures      int
+	rollbackTo    string
+	reportDir     string
+	keepVerified  int
+	timeout       time.Duration
+	teardownLimit time.Duration
+}
+
+func (o *drillOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.target, "target", envString("DRILL_TARGET", "local"), "where to drill: local (Dagger, needs nothing else) or aws (env DRILL_TARGET)")
+	fs.StringVar(&o.listen, "listen", envString("DRILL_LISTEN", "127.0.0.1:8080"), "local target: the stable host address probes use (env DRILL_LISTEN)")
+	fs.DurationVar(&o.windows.Live, "live", envDuration("DRILL_LIVE_WINDOW", drill.DefaultWindow), "live window: V up (env DRILL_LIVE_WINDOW)")
+	fs.DurationVar(&o.windows.Outage, "outage", envDuration("DRILL_OUTAGE_WINDOW", drill.DefaultWindow), "outage window: service down (env DRILL_OUTAGE_WINDOW)")
+	fs.DurationVar(&o.windows.Recovery, "recovery", envDuration("DRILL_RECOVERY_WINDOW", drill.DefaultWindow), "recovery window: K up (env DRILL_RECOVERY_WINDOW)")
+	fs.DurationVar(&o.interval, "interval", envDuration("DRILL_PROBE_INTERVAL", drill.DefaultInterval), "probe interval, at least 100ms (env DRILL_PROBE_INTERVAL)")
+	fs.DurationVar(&o.probeTimeout, "probe-timeout", envDuration("DRILL_PROBE_TIMEOUT", probe.DefaultTimeout), "per-probe timeout, capped at the interval (env DRILL_PROBE_TIMEOUT)")
+	fs.DurationVar(&o.readyTimeout, "ready-timeout", envDuration("DRILL_READY_TIMEOUT", drill.DefaultReadyTimeout), "how long a new deploy may take to answer healthy (env DRILL_READY_TIMEOUT)")
+	fs.BoolVar(&o.autoRollback, "auto-rollback", envBool("DRILL_AUTO_ROLLBACK", false), "roll back as soon as the watchdog sees --failures consecutive failed probes (env DRILL_AUTO_ROLLBACK)")
+	fs.IntVar(&o.failures, "failures", envInt("DRILL_FAILURES_TO_ROLLBACK", drill.DefaultFailuresToRollback), "consecutive failed probes that trigger the automated rollback (env DRILL_FAILURES_TO_ROLLBACK)")
+	fs.StringVar(&o.rollbackTo, "rollback-to", envString("DRILL_ROLLBACK_TO", ""), "roll back to this tag (default: the newest verified image that is not this one) (env DRILL_ROLLBACK_TO)")
+	fs.StringVar(&o.reportDir, "report-dir", envString("DRILL_REPORT_DIR", "drill-report"), "where the report is written (env DRILL_REPORT_DIR)")
+	fs.IntVar(&o.keepVerified, "keep-verified", envInt("DRILL_KEEP_VERIFIED", 5), "retention: keep V, K and this many newest verified images (env DRILL_KEEP_VERIFIED)")
+	fs.DurationVar(&o.timeout, "timeout", envDuration("DRILL_TIMEOUT", 30*time.Minute), "overall deadline for the whole run (env DRILL_TIMEOUT)")
+	fs.DurationVar(&o.teardownLimit, "teardown-timeout", envDuration("DRILL_TEARDOWN_TIMEOUT", drill.DefaultTeardownTimeout), "deadline for the teardown (env DRILL_TEARDOWN_TIMEOUT)")
+}
+
+// errDrillFailed: the drill ran but an expectation did not hold.
+var errDrillFailed = errors.New("drill failed: an expectation did not hold (see the report)")
 
 func drillCommand() command {
 	const summary = "the whole drill: build, test, publish, deploy, outage, rollback, recovery, teardown, report"
 	return command{name: "drill", summary: summary, run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		return errors.New("drill: not wired yet")
+		var o buildOptions
+		var d drillOptions
+		fs := newFlagSet("drill", summary, stderr)
+		o.register(fs)
+		d.register(fs)
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if d.target != "local" {
+			return fmt.Errorf("target %q: only \"local\" is available in this build: %w", d.target, errUsage)
+		}
+		ctx, cancel := context.WithTimeout(ctx, d.timeout)
+		defer cancel()
+		return runDrill(ctx, &o, &d, stdout, stderr)
 	}}
+}
+
+func runDrill(ctx context.Context, o *buildOptions, d *drillOptions, stdout, stderr io.Writer) error {
+	j, err := newJob(ctx, o, stderr)
+	if err != nil {
+		return err
+	}
+	defer j.close()
+	store, err := o.store()
+	if err != nil {
+		return err
+	}
+	var v drill.Image
+	var result *drill.Result
+	var drillErr error
+	stages := []stage{
+		{"build", j.build},
+		{"test", j.test},
+		{"publish", func(ctx context.Context) (err error) {
+			v, err = j.publishLocal(ctx, j.image, j.source.Version)
+			if err == nil {
+				fmt.Fprintln(stdout, v.Ref)
+			}
+			return err
+		}},
+		{"drill", func(ctx context.Context) error {
+			target, err := local.New(local.Config{Images: store, Listen: d.listen, TempDir: o.cacheDir})
+			if err != nil {
+				return err
+			}
+			result, drillErr = drill.Run(ctx, drill.Config{
+				Image: v, Windows: d.windows, Interval: d.interval, ProbeTimeout: d.probeTimeout,
+				ReadyTimeout: d.readyTimeout, AutoRollback: d.autoRollback, FailuresToRollback: d.failures,
+				RollbackTo: d.rollbackTo, TeardownTimeout: d.teardownLimit,
+			}, drill.Deps{
+				Target:    target,
+				Prober:    probe.New(d.probeTimeout),
+				Inventory: store,
+				Events:    drill.LineWriter(stderr),
+				TeardownContext: func() (context.Context, context.CancelFunc) {
+					return teardownContext(ctx, d.teardownLimit)
+				},
+			})
+			return drillErr
+		}},
+		{"retention", func(ctx context.Context) error {
+			keep := []string{v.Tag, result.K.Tag}
+			removed, err := store.Prune(ctx, keep, d.keepVerified)
+			for _, tag := range removed {
+				j.log.Printf("retention", "removed %s:%s", o.imageName, tag)
+			}
+			return err
+		}},
+	}
+	err = runStages(ctx, j.log, stages)
+	if result != nil {
+		paths, reportErr := writeReport(d.reportDir, result)
+		for _, p := range paths {
+			fmt.Fprintln(stdout, p)
+		}
+		if reportErr != nil {
+			err = errors.Join(err, fmt.Errorf("write report: %w", reportErr))
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if !result.Passed() {
+		return errDrillFailed
+	}
+	return nil
 }

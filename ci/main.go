@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // command is one subcommand. run parses its own flags from args.
@@ -74,36 +75,53 @@ func usage(w io.Writer, all []command) {
 	fmt.Fprintf(w, "\nWithout a command, runs the drill. `go run ./ci COMMAND --help` explains its flags.\n")
 }
 
-// withInterrupts cancels ctx on the first SIGINT/SIGTERM. A second one aborts the process
-// (teardown included) at once; teardown code reports what may be left behind.
+// withInterrupts cancels the run's context on the first SIGINT/SIGTERM, so the command stops
+// and tears down. A second signal cancels the teardown too (teardown code then says what may be
+// left behind); a third exits at once.
 func withInterrupts(parent context.Context, stderr io.Writer) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(parent)
-	signals := make(chan os.Signal, 2)
+	teardownParent, abortTeardown := context.WithCancelCause(context.WithoutCancel(parent))
+	ctx = context.WithValue(ctx, teardownKey{}, teardownParent)
+	signals := make(chan os.Signal, 3)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
-		select {
-		case s := <-signals:
-			fmt.Fprintf(stderr, "received %s: stopping, tearing down (again to abort teardown)\n", s)
-			cancel(errInterrupted)
-		case <-done:
-			return
-		}
-		select {
-		case s := <-signals:
-			teardownAborted(s, stderr)
-		case <-done:
+		for n := 1; ; n++ {
+			select {
+			case s := <-signals:
+				switch n {
+				case 1:
+					fmt.Fprintf(stderr, "received %s: stopping and tearing down (again to abort the teardown)\n", s)
+					cancel(errInterrupted)
+				case 2:
+					fmt.Fprintf(stderr, "received %s again: aborting the teardown\n", s)
+					abortTeardown(errTeardownAborted)
+				default:
+					os.Exit(130)
+				}
+			case <-done:
+				return
+			}
 		}
 	}()
-	return ctx, func() { close(done); signal.Stop(signals); cancel(nil) }
+	return ctx, func() { close(done); signal.Stop(signals); cancel(nil); abortTeardown(nil) }
 }
 
-var errInterrupted = errors.New("interrupted")
+var (
+	errInterrupted     = errors.New("interrupted")
+	errTeardownAborted = errors.New("teardown aborted by a second interrupt")
+)
 
-// teardownAborted is replaced by commands that own resources so they can say what may be left.
-var teardownAborted = func(s os.Signal, stderr io.Writer) {
-	fmt.Fprintf(stderr, "received %s again: aborting\n", s)
-	os.Exit(130)
+type teardownKey struct{}
+
+// teardownContext is a fresh context for teardown: it survives the run's cancellation, ends at
+// its own deadline, and ends early only on a second interrupt.
+func teardownContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	parent, ok := ctx.Value(teardownKey{}).(context.Context)
+	if !ok {
+		parent = context.WithoutCancel(ctx)
+	}
+	return context.WithTimeout(parent, timeout)
 }
 
 func exitStatus(ctx context.Context, err error, stderr io.Writer) int {

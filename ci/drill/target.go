@@ -1,6 +1,24 @@
 // Package drill runs a deploy drill against a Target: deploy V, prove it healthy, take it down,
 // prove it down, roll back to K, prove K healthy, tear down, and hand the timeline to the report.
-// It knows only the interfaces in this file, so it is tested with fakes and an injected clock.
+// It knows only small interfaces (Target, Preparer, Inventory, Clock here; Prober in config.go),
+// so it is tested with fakes and an injected clock.
+//
+// Usage (the caller owns signals, the exit status and where progress goes):
+//
+//	res, err := drill.Run(ctx, drill.Config{
+//		Image:        v, // this commit's image
+//		Windows:      drill.Windows{Live: 60 * time.Second, Outage: 60 * time.Second, Recovery: 60 * time.Second},
+//		Interval:     time.Second,
+//		AutoRollback: true,
+//	}, drill.Deps{
+//		Target:    target,
+//		Prober:    probe.New(time.Second),
+//		Inventory: inventory,
+//		Events:    drill.LineWriter(os.Stderr),
+//	})
+//	// res is nil only for bad input; otherwise write the report whatever happened.
+//	ok := err == nil && res.Passed()
+//	figures := drill.ComputeFigures(res)
 package drill
 
 import (

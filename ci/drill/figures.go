@@ -1,0 +1,135 @@
+package drill
+
+import (
+	"slices"
+	"time"
+)
+
+// NullDuration is a figure that may not have been measured (the drill stopped early, or the
+// event never happened).
+type NullDuration struct {
+	D     time.Duration
+	Valid bool
+}
+
+// Availability is the share of healthy probes among those that started in one phase.
+type Availability struct {
+	Phase   Phase
+	Probes  int
+	Healthy int
+}
+
+// Ratio is Healthy/Probes, 0 without probes.
+func (a Availability) Ratio() float64 {
+	if a.Probes == 0 {
+		return 0
+	}
+	return float64(a.Healthy) / float64(a.Probes)
+}
+
+// LatencyStats summarise probe latencies (nearest-rank percentiles).
+type LatencyStats struct {
+	Count         int
+	P50, P95, P99 time.Duration
+	Max           time.Duration
+}
+
+// PhaseTime is how long a phase ran.
+type PhaseTime struct {
+	Phase    Phase
+	Duration time.Duration
+}
+
+// Figures are the drill's measurements, all derived from a Result. A probe's verdict counts at
+// the moment it became known: Sample.Observed, its start plus its latency.
+type Figures struct {
+	// TimeToDetect: StopAt to the first failed probe observed after it.
+	TimeToDetect NullDuration
+	// TimeToRecover: RollbackAt to the first probe that found K healthy.
+	TimeToRecover NullDuration
+	// ObservedDowntime: the detecting failed probe to the first healthy probe of K after it.
+	ObservedDowntime NullDuration
+	// Availability per phase that had probes, in phase order.
+	Availability []Availability
+	// Latency of healthy probes only: failed probes measure the failure (a refusal is instant,
+	// a timeout is the timeout), not the service.
+	Latency LatencyStats
+	Phases  []PhaseTime
+	Probes  int // all probes
+	Failed  int // probes that were not healthy
+}
+
+// ComputeFigures derives the figures from a result. It does not modify r.
+func ComputeFigures(r *Result) Figures {
+	f := Figures{Probes: len(r.Samples)}
+	detect := -1
+	if !r.StopAt.IsZero() {
+		for i, s := range r.Samples {
+			if !s.OK() && !s.Observed().Before(r.StopAt) {
+				detect = i
+				f.TimeToDetect = NullDuration{s.Observed().Sub(r.StopAt), true}
+				break
+			}
+		}
+	}
+	if !r.RollbackAt.IsZero() {
+		for _, s := range r.Samples {
+			if healthyWith(s, r.K) && !s.At.Before(r.RollbackAt) {
+				f.TimeToRecover = NullDuration{s.Observed().Sub(r.RollbackAt), true}
+				break
+			}
+		}
+	}
+	if detect >= 0 {
+		down := r.Samples[detect].Observed()
+		for _, s := range r.Samples[detect+1:] {
+			if healthyWith(s, r.K) {
+				f.ObservedDowntime = NullDuration{s.Observed().Sub(down), true}
+				break
+			}
+		}
+	}
+
+	perPhase := map[Phase]*Availability{}
+	latencies := make([]time.Duration, 0, len(r.Samples))
+	for _, s := range r.Samples {
+		a := perPhase[s.Phase]
+		if a == nil {
+			a = &Availability{Phase: s.Phase}
+			perPhase[s.Phase] = a
+		}
+		a.Probes++
+		if s.OK() {
+			a.Healthy++
+			latencies = append(latencies, s.Latency)
+		} else {
+			f.Failed++
+		}
+	}
+	for _, p := range Phases {
+		if a := perPhase[p]; a != nil {
+			f.Availability = append(f.Availability, *a)
+		}
+	}
+	f.Latency = latencyStats(latencies)
+	for _, m := range r.Marks {
+		f.Phases = append(f.Phases, PhaseTime{m.Phase, m.Duration()})
+	}
+	return f
+}
+
+func healthyWith(s Sample, img Image) bool {
+	return s.OK() && s.Version == img.Version
+}
+
+// latencyStats sorts ds in place.
+func latencyStats(ds []time.Duration) LatencyStats {
+	if len(ds) == 0 {
+		return LatencyStats{}
+	}
+	slices.Sort(ds)
+	rank := func(p int) time.Duration { // nearest rank: the smallest value with p% at or below it
+		return ds[max(0, (p*len(ds)+99)/100-1)]
+	}
+	return LatencyStats{Count: len(ds), P50: rank(50), P95: rank(95), P99: rank(99), Max: ds[len(ds)-1]}
+}

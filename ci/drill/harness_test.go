@@ -1,0 +1,103 @@
+package drill_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deploydrill/deploydrill/ci/drill"
+)
+
+// harness wires the fakes for one simulated drill. Create it inside a synctest bubble.
+type harness struct {
+	cfg    drill.Config
+	clock  testClock
+	target *fakeTarget
+	prober *fakeProber
+	inv    *fakeInventory
+
+	prepare     bool // wrap the target so it implements Preparer
+	noInventory bool // run with no Inventory at all
+
+	mu     sync.Mutex
+	events []drill.Event
+}
+
+// newHarness: V is v2; the inventory holds v0 and v1 (verified) and v1b (not verified), so K is v1.
+// Windows are 10 s, probes every second, deploys take 1.5 s to answer.
+func newHarness() *harness {
+	clock := newTestClock()
+	target := &fakeTarget{clock: clock, boot: 1500 * time.Millisecond}
+	return &harness{
+		cfg: drill.Config{
+			Image:        image("v2"),
+			Windows:      drill.Windows{Live: 10 * time.Second, Outage: 10 * time.Second, Recovery: 10 * time.Second},
+			Interval:     time.Second,
+			ProbeTimeout: 500 * time.Millisecond,
+			ReadyTimeout: 5 * time.Second,
+		},
+		clock:  clock,
+		target: target,
+		prober: &fakeProber{target: target, clock: clock, okLatency: 3 * time.Millisecond, downLatency: time.Millisecond},
+		inv: &fakeInventory{records: []drill.Record{
+			{Tag: "v0", Digest: "sha256:v0", PushedAt: base.Add(-48 * time.Hour), Verified: true},
+			{Tag: "v1", Digest: "sha256:v1", PushedAt: base.Add(-24 * time.Hour), Verified: true},
+			{Tag: "v1b", Digest: "sha256:v1b", PushedAt: base.Add(-time.Hour)},
+			{Tag: "v2", Digest: "sha256:v2", PushedAt: base.Add(-time.Minute)},
+		}},
+	}
+}
+
+func (h *harness) run(ctx context.Context) (*drill.Result, error) {
+	var target drill.Target = h.target
+	if h.prepare {
+		target = preparingTarget{h.target}
+	}
+	var inv drill.Inventory = h.inv
+	if h.noInventory {
+		inv = nil
+	}
+	return drill.Run(ctx, h.cfg, drill.Deps{
+		Target:    target,
+		Prober:    h.prober,
+		Inventory: inv,
+		Clock:     h.clock,
+		Events: func(e drill.Event) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.events = append(h.events, e)
+		},
+	})
+}
+
+// at is a time relative to the start of the drill.
+func at(d time.Duration) time.Time { return base.Add(d) }
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+func expectations(r *drill.Result) map[drill.Phase]drill.Status {
+	out := map[drill.Phase]drill.Status{}
+	for _, e := range r.Expectations {
+		out[e.Phase] = e.Status
+	}
+	return out
+}
+
+func phasesRun(r *drill.Result) []drill.Phase {
+	var out []drill.Phase
+	for _, m := range r.Marks {
+		out = append(out, m.Phase)
+	}
+	return out
+}
+
+func countPhase(r *drill.Result, p drill.Phase) int { return len(r.PhaseSamples(p)) }
+
+func checkCalls(t *testing.T, got []string, want ...string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("target calls %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,152 @@
+package drill
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// monitor probes the target at a fixed interval from its own goroutine, so probing never pauses
+// while the drill waits on the target (a slow Stop or Deploy is watched, not skipped). One probe
+// is in flight at a time. Each sample is tagged with the phase and expected version in force when
+// it started; the drill switches both under the same lock, so a sample's tag agrees with the
+// phase marks.
+type monitor struct {
+	clock    Clock
+	prober   Prober
+	interval time.Duration
+	timeout  time.Duration
+
+	mu       sync.Mutex
+	phase    Phase
+	want     string
+	endpoint string
+	samples  []Sample
+	inflight *flight // the probe running now, nil between probes
+	closed   bool    // no new probes
+
+	notify chan struct{} // signalled after each recorded sample; capacity 1
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the loop has returned; nil until started
+}
+
+type flight struct {
+	phase Phase
+	done  chan struct{}
+}
+
+func newMonitor(clock Clock, prober Prober, interval, timeout time.Duration) *monitor {
+	return &monitor{clock: clock, prober: prober, interval: interval, timeout: timeout, notify: make(chan struct{}, 1)}
+}
+
+// switchTo makes new probes carry phase and expect want; it returns the switch time.
+func (m *monitor) switchTo(phase Phase, want string) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.phase, m.want = phase, want
+	return m.clock.Now()
+}
+
+func (m *monitor) setEndpoint(endpoint string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.endpoint = endpoint
+}
+
+// start begins probing; the first probe starts now.
+func (m *monitor) start(ctx context.Context) {
+	ctx, m.cancel = context.WithCancel(ctx)
+	m.done = make(chan struct{})
+	go m.loop(ctx)
+}
+
+func (m *monitor) loop(ctx context.Context) {
+	defer close(m.done)
+	next := m.clock.Now()
+	for {
+		if wait := next.Sub(m.clock.Now()); wait > 0 {
+			select {
+			case <-m.clock.After(wait):
+			case <-ctx.Done():
+				return
+			}
+		}
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			return
+		}
+		f := &flight{phase: m.phase, done: make(chan struct{})}
+		phase, want, endpoint, at := m.phase, m.want, m.endpoint, m.clock.Now()
+		m.inflight = f
+		m.mu.Unlock()
+
+		pctx, cancel := context.WithTimeout(ctx, m.timeout)
+		s := m.prober.Probe(pctx, endpoint, want)
+		cancel()
+		s.At = at // the drill's clock, the one that stamps the phase marks
+
+		m.mu.Lock()
+		if ctx.Err() == nil { // a probe cut short by the drill ending says nothing about the target
+			m.samples = append(m.samples, Sample{Phase: phase, Want: want, Sample: s})
+		}
+		m.inflight = nil
+		close(f.done)
+		m.mu.Unlock()
+		select {
+		case m.notify <- struct{}{}:
+		default:
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		// Keep to the grid start+k*interval; after an overrun of a whole interval, restart it
+		// from now rather than firing a burst of probes to catch up.
+		next = next.Add(m.interval)
+		if now := m.clock.Now(); now.Sub(next) >= m.interval {
+			next = now
+		}
+	}
+}
+
+// settle waits for a probe that started in an earlier phase to finish, so that what the drill
+// does next to the target (Stop, Deploy) cannot change that probe's answer.
+func (m *monitor) settle(ctx context.Context) {
+	m.mu.Lock()
+	f, phase := m.inflight, m.phase
+	m.mu.Unlock()
+	if f == nil || f.phase == phase {
+		return
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+	}
+}
+
+// since returns the samples recorded after the first n.
+func (m *monitor) since(n int) []Sample {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Sample(nil), m.samples[min(n, len(m.samples)):]...)
+}
+
+// finish stops probing: it lets the probe in flight complete (unless ctx ends first) and
+// returns once the loop has exited. Safe to call if the monitor never started.
+func (m *monitor) finish(ctx context.Context) {
+	m.mu.Lock()
+	m.closed = true
+	f := m.inflight
+	m.mu.Unlock()
+	if m.done == nil {
+		return
+	}
+	if f != nil {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+		}
+	}
+	m.cancel()
+	<-m.done
+}

@@ -1,0 +1,134 @@
+package drill
+
+import (
+	"time"
+
+	"github.com/deploydrill/deploydrill/ci/probe"
+)
+
+// Phase is one step of the drill.
+type Phase string
+
+const (
+	PhaseDeploy   Phase = "deploy"   // Deploy(V), then wait for V to answer healthy
+	PhaseLive     Phase = "live"     // the live window: V should stay up
+	PhaseStop     Phase = "stop"     // Stop: the outage begins
+	PhaseOutage   Phase = "outage"   // the outage window: nothing should answer
+	PhaseRollback Phase = "rollback" // Deploy(K), then wait for K to answer healthy
+	PhaseRecovery Phase = "recovery" // the recovery window: K should stay up
+	PhaseTeardown Phase = "teardown" // Teardown: release everything
+)
+
+// Phases lists the phases in the order they run.
+var Phases = []Phase{PhaseDeploy, PhaseLive, PhaseStop, PhaseOutage, PhaseRollback, PhaseRecovery, PhaseTeardown}
+
+// Mark is when a phase ran. End is zero only while it runs.
+type Mark struct {
+	Phase      Phase
+	Start, End time.Time
+}
+
+// Duration is how long the phase ran.
+func (m Mark) Duration() time.Duration { return m.End.Sub(m.Start) }
+
+// Sample is a probe tagged with the phase it started in and the version it expected.
+type Sample struct {
+	Phase Phase
+	Want  string // the version the drill expected when the probe started
+	probe.Sample
+}
+
+// Status is the verdict on an expectation.
+type Status string
+
+const (
+	Passed Status = "passed"
+	Failed Status = "failed"
+	NotRun Status = "not_run" // the drill stopped before reaching it
+)
+
+// Expectation is what one phase must show. Names are stable across runs (CI tracks them);
+// Message carries the run's details.
+type Expectation struct {
+	Phase   Phase
+	Name    string
+	Status  Status
+	Message string
+}
+
+// The expectations, one per phase that has one, in phase order.
+var expectationNames = []struct {
+	phase Phase
+	name  string
+}{
+	{PhaseDeploy, "new version becomes healthy"},
+	{PhaseLive, "new version stays up through the live window"},
+	{PhaseOutage, "nothing answers after stop"},
+	{PhaseRollback, "rollback version becomes healthy"},
+	{PhaseRecovery, "rollback version stays up through the recovery window"},
+	{PhaseTeardown, "teardown releases everything"},
+}
+
+// RollbackKind says how K was chosen.
+type RollbackKind string
+
+const (
+	RollbackExplicit RollbackKind = "explicit" // Config.RollbackTo
+	RollbackVerified RollbackKind = "verified" // the most recent verified image that is not V
+	RollbackRecreate RollbackKind = "recreate" // no candidate: V is re-created
+)
+
+// RollbackChoice is K's tag and why it was chosen.
+type RollbackChoice struct {
+	Kind   RollbackKind
+	Tag    string
+	Reason string // a sentence for the report
+}
+
+// Result is everything a drill observed. It is complete even when the drill failed part way:
+// phases not reached have no Mark and their expectations are NotRun.
+type Result struct {
+	Target   string
+	Config   Config // normalized
+	V, K     Image
+	Rollback RollbackChoice
+	Started  time.Time
+	Ended    time.Time
+	Marks    []Mark   // in the order phases ran
+	Samples  []Sample // in the order probes started
+	// StopAt is when Stop was called; RollbackAt when Deploy(K) was called. Zero if not reached.
+	StopAt, RollbackAt time.Time
+	// RollbackTrigger says what ended the outage window: the window elapsing or the watchdog.
+	RollbackTrigger string
+	VerifiedV       bool // V is verified in the inventory: by this drill after a healthy live window, or earlier
+	Expectations    []Expectation
+	Warnings        []string // problems that did not fail the drill (e.g. marking V verified)
+	Error           string   // what stopped the drill early; "" when it ran to the end
+	TeardownError   string
+}
+
+// Passed reports whether the drill ran to the end, tore down cleanly and met every expectation.
+func (r *Result) Passed() bool {
+	if r.Error != "" || r.TeardownError != "" || len(r.Expectations) == 0 {
+		return false
+	}
+	for _, e := range r.Expectations {
+		if e.Status != Passed {
+			return false
+		}
+	}
+	return true
+}
+
+// Mark returns the phase's mark, if the phase ran.
+func (r *Result) Mark(p Phase) (Mark, bool) {
+	for _, m := range r.Marks {
+		if m.Phase == p {
+			return m, true
+		}
+	}
+	return Mark{}, false
+}
+
+// PhaseSamples returns the samples that started in phase p.
+func (r *Result) PhaseSamples(p Phase) []Sample { return phaseSamples(r.Samples, p) }

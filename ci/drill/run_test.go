@@ -1,0 +1,251 @@
+package drill_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/deploydrill/deploydrill/ci/drill"
+	"github.com/deploydrill/deploydrill/ci/probe"
+)
+
+func TestRunHealthyDrillPassesAndRollsBackToTheLatestVerifiedImage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		res, err := h.run(t.Context())
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		if !res.Passed() {
+			t.Fatalf("drill failed: %+v", res.Expectations)
+		}
+		checkCalls(t, h.target.Calls(), "deploy v2", "stop", "deploy v1", "teardown")
+		if res.K.Tag != "v1" || res.Rollback.Kind != drill.RollbackVerified {
+			t.Errorf("K %s (%s), want v1 chosen as verified", res.K.Tag, res.Rollback.Kind)
+		}
+		if got := h.inv.Marked(); !slices.Equal(got, []string{"v2"}) || !res.VerifiedV {
+			t.Errorf("marked verified %q (VerifiedV %v), want v2 once", got, res.VerifiedV)
+		}
+		if !slices.Equal(phasesRun(res), drill.Phases) {
+			t.Errorf("phases %v, want %v", phasesRun(res), drill.Phases)
+		}
+		// Probes every second from the deploy: V answers from 1.5 s, so the third probe (2 s, 3 ms)
+		// is the first healthy one; the windows then run 10 s each.
+		wantMarks := []struct {
+			phase      drill.Phase
+			start, end time.Duration
+		}{
+			{drill.PhaseDeploy, 0, ms(2003)},
+			{drill.PhaseLive, ms(2003), ms(12003)},
+			{drill.PhaseStop, ms(12003), ms(12003)},
+			{drill.PhaseOutage, ms(12003), ms(22003)},
+			{drill.PhaseRollback, ms(22003), ms(24003)},
+			{drill.PhaseRecovery, ms(24003), ms(34003)},
+			{drill.PhaseTeardown, ms(34003), ms(34003)},
+		}
+		for i, w := range wantMarks {
+			if m := res.Marks[i]; m.Phase != w.phase || !m.Start.Equal(at(w.start)) || !m.End.Equal(at(w.end)) {
+				t.Errorf("mark %d: %s %v..%v, want %s %v..%v", i, m.Phase, m.Start.Sub(base), m.End.Sub(base), w.phase, w.start, w.end)
+			}
+		}
+		if !res.StopAt.Equal(at(ms(12003))) || !res.RollbackAt.Equal(at(ms(22003))) {
+			t.Errorf("stop at %v, rollback at %v", res.StopAt.Sub(base), res.RollbackAt.Sub(base))
+		}
+		for p, want := range map[drill.Phase]int{drill.PhaseDeploy: 3, drill.PhaseLive: 10, drill.PhaseStop: 0,
+			drill.PhaseOutage: 10, drill.PhaseRollback: 2, drill.PhaseRecovery: 10} {
+			if got := countPhase(res, p); got != want {
+				t.Errorf("%s: %d samples, want %d", p, got, want)
+			}
+		}
+		for i, s := range res.Samples {
+			if want := at(time.Duration(i) * time.Second); !s.At.Equal(want) {
+				t.Fatalf("sample %d at %v, want every interval from the deploy (%v)", i, s.At.Sub(base), want.Sub(base))
+			}
+			if m, _ := res.Mark(s.Phase); s.At.Before(m.Start) || !s.At.Before(m.End) {
+				t.Errorf("sample %d at %v tagged %s, outside its phase %v..%v", i, s.At.Sub(base), s.Phase, m.Start.Sub(base), m.End.Sub(base))
+			}
+		}
+		f := drill.ComputeFigures(res)
+		for name, c := range map[string]struct{ got, want drill.NullDuration }{
+			"detect":   {f.TimeToDetect, drill.NullDuration{D: ms(998), Valid: true}},       // probe at 13 s fails at 13.001
+			"recover":  {f.TimeToRecover, drill.NullDuration{D: ms(2000), Valid: true}},     // K healthy at 24.003
+			"downtime": {f.ObservedDowntime, drill.NullDuration{D: ms(11002), Valid: true}}, // 13.001 to 24.003
+		} {
+			if c.got != c.want {
+				t.Errorf("%s: %+v, want %+v", name, c.got, c.want)
+			}
+		}
+		if res.RollbackTrigger != "outage window of 10s elapsed" {
+			t.Errorf("rollback trigger %q", res.RollbackTrigger)
+		}
+	})
+}
+
+func TestRunWatchdogRollsBackAfterConsecutiveFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.cfg.AutoRollback = true
+		res, err := h.run(t.Context())
+		if err != nil || !res.Passed() {
+			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
+		}
+		// Outage probes at 13, 14, 15 s are refused; the third is known at 15.001.
+		if got := countPhase(res, drill.PhaseOutage); got != drill.DefaultFailuresToRollback {
+			t.Errorf("%d outage samples, want %d", got, drill.DefaultFailuresToRollback)
+		}
+		if !res.RollbackAt.Equal(at(ms(15001))) {
+			t.Errorf("rollback at %v, want 15.001s", res.RollbackAt.Sub(base))
+		}
+		if !strings.HasPrefix(res.RollbackTrigger, "watchdog: 3 consecutive") {
+			t.Errorf("rollback trigger %q", res.RollbackTrigger)
+		}
+	})
+}
+
+func TestRunKeepsProbingWhileStopRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.target.stopTakes, h.target.diesAfter = 3*time.Second, 500*time.Millisecond
+		res, err := h.run(t.Context())
+		if err != nil || !res.Passed() {
+			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
+		}
+		if got := countPhase(res, drill.PhaseStop); got != 3 {
+			t.Errorf("%d samples during the 3 s stop, want 3", got)
+		}
+		if f := drill.ComputeFigures(res); f.TimeToDetect.D != ms(998) {
+			t.Errorf("detected after %v, want 998ms: the probe at 13 s, while Stop still ran", f.TimeToDetect.D)
+		}
+	})
+}
+
+func TestRunLetsTheLastLiveProbeFinishBeforeStopping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.prober.okLatency, h.prober.judgeAtEnd = 400*time.Millisecond, true
+		h.cfg.Windows.Live = 9800 * time.Millisecond // V healthy at 2.4 s: the window ends at 12.2 s, mid-probe
+		res, err := h.run(t.Context())
+		if err != nil || !res.Passed() {
+			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
+		}
+		if !res.StopAt.Equal(at(ms(12400))) {
+			t.Errorf("stop at %v, want 12.4s: after the probe started at 12 s answered", res.StopAt.Sub(base))
+		}
+	})
+}
+
+func TestRunTimesOutProbesAtTheInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.cfg.ProbeTimeout = time.Minute // capped at the interval
+		h.prober.hangWhenDown = true
+		res, err := h.run(t.Context())
+		if err != nil || !res.Passed() {
+			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
+		}
+		if res.Config.ProbeTimeout != time.Second {
+			t.Errorf("probe timeout %v, want capped at the 1s interval", res.Config.ProbeTimeout)
+		}
+		for _, s := range res.PhaseSamples(drill.PhaseOutage) {
+			if s.Outcome != probe.Timeout || s.Latency != time.Second {
+				t.Fatalf("outage sample %s after %v, want a timeout after 1s", s.Outcome, s.Latency)
+			}
+		}
+		if got := countPhase(res, drill.PhaseOutage); got != 10 {
+			t.Errorf("%d outage samples, want 10: timeouts must not skip ticks", got)
+		}
+	})
+}
+
+func TestRunPreparesKDuringTheLiveWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.prepare = true
+		h.target.prepareTook = 15 * time.Second // longer than the live window: stop waits for it
+		res, err := h.run(t.Context())
+		if err != nil || !res.Passed() {
+			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
+		}
+		checkCalls(t, h.target.Calls(), "deploy v2", "prepare v1", "stop", "deploy v1", "teardown")
+		// Prepare started with the live window at 2.003 s and took 15 s.
+		if !res.StopAt.Equal(at(ms(17003))) {
+			t.Errorf("stop at %v, want after prepare finished at 17.003s", res.StopAt.Sub(base))
+		}
+	})
+}
+
+func TestRunRecreatesVWhenThereIsNoOtherVerifiedImage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.prepare = true
+		h.inv.records = h.inv.records[2:] // v1b (unverified) and V
+		res, err := h.run(t.Context())
+		if err != nil || !res.Passed() {
+			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
+		}
+		checkCalls(t, h.target.Calls(), "deploy v2", "stop", "deploy v2", "teardown")
+		if res.K != h.cfg.Image || res.Rollback.Kind != drill.RollbackRecreate || !strings.Contains(res.Rollback.Reason, "re-creates V") {
+			t.Errorf("K %s, rollback %+v: want V re-created and said so", res.K.Tag, res.Rollback)
+		}
+	})
+}
+
+func TestRunWithoutInventoryRecreatesV(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.noInventory = true
+		res, err := h.run(t.Context())
+		if err != nil || !res.Passed() {
+			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
+		}
+		checkCalls(t, h.target.Calls(), "deploy v2", "stop", "deploy v2", "teardown")
+		if res.Rollback.Kind != drill.RollbackRecreate || res.VerifiedV {
+			t.Errorf("rollback %+v, verified %v: want V re-created and nothing recorded", res.Rollback, res.VerifiedV)
+		}
+	})
+}
+
+func TestRunSkipsMarkingAnAlreadyVerifiedV(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.inv.records[3].Verified = true
+		res, err := h.run(t.Context())
+		if err != nil || !res.Passed() {
+			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
+		}
+		if got := h.inv.Marked(); len(got) != 0 || !res.VerifiedV {
+			t.Errorf("marked %q (VerifiedV %v): an immutable verified tag must not be written twice", got, res.VerifiedV)
+		}
+	})
+}
+
+func TestRunReportsProgressOnTheInjectedClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		if _, err := h.run(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		seen := map[drill.Phase]bool{}
+		for _, e := range h.events {
+			if e.At.Before(base) || e.Message == "" {
+				t.Errorf("event %+v: want a message stamped by the injected clock", e)
+			}
+			seen[e.Phase] = true
+		}
+		for _, p := range []drill.Phase{drill.PhaseDeploy, drill.PhaseLive, drill.PhaseStop, drill.PhaseOutage, drill.PhaseRollback, drill.PhaseTeardown} {
+			if !seen[p] {
+				t.Errorf("no progress event in phase %s", p)
+			}
+		}
+	})
+}
+
+func TestLineWriterFormatsOneLinePerEvent(t *testing.T) {
+	var b strings.Builder
+	drill.LineWriter(&b)(drill.Event{At: time.Date(2025, 1, 2, 3, 4, 5, 6e6, time.UTC), Phase: drill.PhaseOutage, Message: "first failed probe"})
+	if want := "03:04:05.006 outage    first failed probe\n"; b.String() != want {
+		t.Fatalf("got %q, want %q", b.String(), want)
+	}
+}

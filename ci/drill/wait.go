@@ -1,0 +1,103 @@
+package drill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// watch consumes samples as they arrive until d has passed, or until stop returns true for one
+// (then it reports true). It returns an error only when ctx ends.
+func (r *run) watch(ctx context.Context, d time.Duration, stop func(Sample) bool) (bool, error) {
+	timer := r.clock.After(d)
+	check := func() bool {
+		for _, s := range r.mon.since(r.seen) {
+			r.seen++
+			if stop != nil && stop(s) {
+				return true
+			}
+		}
+		return false
+	}
+	for {
+		if check() {
+			return true, nil
+		}
+		select {
+		case <-r.mon.notify:
+		case <-timer:
+			return check(), nil // a sample that landed with the deadline still counts
+		case <-ctx.Done():
+			return false, r.interrupted(ctx)
+		}
+	}
+}
+
+// interrupted says "interrupted" or "timed out" apart, with the phase and ctx's cause.
+func (r *run) interrupted(ctx context.Context) error {
+	what := "interrupted"
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		what = "timed out"
+	}
+	return fmt.Errorf("%s during %s: %w", what, r.phase, context.Cause(ctx))
+}
+
+// awaitHealthy waits up to ReadyTimeout for a probe to find img healthy. Not becoming healthy
+// fails the phase's expectation; the drill goes on.
+func (r *run) awaitHealthy(ctx context.Context, img Image, since time.Time) error {
+	var probes int
+	var last Sample
+	healthy, err := r.watch(ctx, r.cfg.ReadyTimeout, func(s Sample) bool {
+		if s.Phase != r.phase {
+			return false
+		}
+		probes, last = probes+1, s
+		return s.OK()
+	})
+	if err != nil {
+		return err
+	}
+	if healthy {
+		r.expect(r.phase, Passed, "%s healthy %s after %s started (%d probes)", img.Tag, fmtDur(last.Observed().Sub(since)), r.phase, probes)
+		return nil
+	}
+	if probes == 0 {
+		r.expect(r.phase, Failed, "%s not healthy within %v: no probe completed", img.Tag, r.cfg.ReadyTimeout)
+	} else {
+		r.expect(r.phase, Failed, "%s not healthy within %v: %d probes, the last %s", img.Tag, r.cfg.ReadyTimeout, probes, describe(last.Sample))
+	}
+	return nil
+}
+
+// outage watches the outage window; with AutoRollback a watchdog ends it after
+// FailuresToRollback consecutive failed probes.
+func (r *run) outage(ctx context.Context) error {
+	detected, failures := false, 0
+	fired, err := r.watch(ctx, r.cfg.Windows.Outage, func(s Sample) bool {
+		if s.Phase != PhaseStop && s.Phase != PhaseOutage {
+			return false
+		}
+		if !s.OK() && !detected {
+			detected = true
+			r.log("first failed probe %s after stop: %s", fmtDur(s.Observed().Sub(r.res.StopAt)), s.Outcome)
+		}
+		if s.Phase == PhaseStop {
+			return false // the watchdog judges the service once Stop has returned
+		}
+		if failures++; s.OK() {
+			failures = 0
+		}
+		return r.cfg.AutoRollback && failures >= r.cfg.FailuresToRollback
+	})
+	if err != nil {
+		return err
+	}
+	if fired {
+		r.res.RollbackTrigger = fmt.Sprintf("watchdog: %d consecutive failed probes", r.cfg.FailuresToRollback)
+	} else {
+		r.res.RollbackTrigger = fmt.Sprintf("outage window of %v elapsed", r.cfg.Windows.Outage)
+	}
+	r.log("%s", r.res.RollbackTrigger)
+	return nil
+}

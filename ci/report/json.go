@@ -1,0 +1,263 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/deploydrill/deploydrill/ci/drill"
+)
+
+// Schema identifies the report.json format. A change that removes or renames a field gets a
+// new version; new fields may appear within a version.
+const Schema = "deploydrill.report/v1"
+
+// Report is report.json. Times are RFC 3339 in UTC; durations are milliseconds (fractions to
+// the microsecond); a figure that was not measured is null. SCHEMA.md documents every field.
+//
+//	{
+//	  "schema": "deploydrill.report/v1",
+//	  "passed": false,                  // every expectation passed, no error, clean teardown
+//	  "target": "local",
+//	  "started_at": "...", "ended_at": "...", "duration_ms": 34003,
+//	  "config": {...},                  // windows, probe interval/timeout, watchdog, rollback_to
+//	  "v": {"ref","tag","version","digest"}, "k": {...},
+//	  "rollback": {"kind","reason","trigger","started_at"},
+//	  "stop_at": "...", "v_verified": true,
+//	  "expectations": [{"phase","name","status","message"}],
+//	  "phases": [{"phase","start","end","duration_ms"}],
+//	  "figures": {"time_to_detect_ms","time_to_recover_ms","observed_downtime_ms",
+//	              "probes","failed_probes","availability":[...],"latency_ms":{...}},
+//	  "samples": [{"at","offset_ms","phase","want","outcome","latency_ms","version","status","error"}],
+//	  "warnings": [], "error": "", "teardown_error": ""
+//	}
+type Report struct {
+	Schema        string        `json:"schema"`
+	Passed        bool          `json:"passed"`
+	Target        string        `json:"target"`
+	StartedAt     time.Time     `json:"started_at"`
+	EndedAt       time.Time     `json:"ended_at"`
+	DurationMS    float64       `json:"duration_ms"`
+	Config        Config        `json:"config"`
+	V             Image         `json:"v"`
+	K             *Image        `json:"k"`
+	Rollback      Rollback      `json:"rollback"`
+	StopAt        *time.Time    `json:"stop_at"`
+	VVerified     bool          `json:"v_verified"`
+	Expectations  []Expectation `json:"expectations"`
+	Phases        []Phase       `json:"phases"`
+	Figures       Figures       `json:"figures"`
+	Samples       []Sample      `json:"samples"`
+	Warnings      []string      `json:"warnings"`
+	Error         string        `json:"error"`
+	TeardownError string        `json:"teardown_error"`
+}
+
+// Config is the drill's normalized configuration.
+type Config struct {
+	LiveWindowMS       float64 `json:"live_window_ms"`
+	OutageWindowMS     float64 `json:"outage_window_ms"`
+	RecoveryWindowMS   float64 `json:"recovery_window_ms"`
+	ProbeIntervalMS    float64 `json:"probe_interval_ms"`
+	ProbeTimeoutMS     float64 `json:"probe_timeout_ms"`
+	ReadyTimeoutMS     float64 `json:"ready_timeout_ms"`
+	AutoRollback       bool    `json:"auto_rollback"`
+	FailuresToRollback int     `json:"failures_to_rollback"`
+	RollbackTo         string  `json:"rollback_to"`
+}
+
+// Image is one deployable version.
+type Image struct {
+	Ref     string `json:"ref"`
+	Tag     string `json:"tag"`
+	Version string `json:"version"`
+	Digest  string `json:"digest"`
+}
+
+// Rollback says how K was chosen and what started the rollback.
+type Rollback struct {
+	Kind      string     `json:"kind"` // explicit | verified | recreate; "" when not chosen
+	Reason    string     `json:"reason"`
+	Trigger   string     `json:"trigger"`    // the outage window elapsing, or the watchdog
+	StartedAt *time.Time `json:"started_at"` // Deploy(K) called; null if not reached
+}
+
+// Expectation is one phase's verdict.
+type Expectation struct {
+	Phase   string `json:"phase"`
+	Name    string `json:"name"`
+	Status  string `json:"status"` // passed | failed | not_run
+	Message string `json:"message"`
+}
+
+// Phase is when one phase ran.
+type Phase struct {
+	Phase      string    `json:"phase"`
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+	DurationMS float64   `json:"duration_ms"`
+}
+
+// Figures are the drill's measurements.
+type Figures struct {
+	TimeToDetectMS     *float64       `json:"time_to_detect_ms"`
+	TimeToRecoverMS    *float64       `json:"time_to_recover_ms"`
+	ObservedDowntimeMS *float64       `json:"observed_downtime_ms"`
+	Probes             int            `json:"probes"`
+	FailedProbes       int            `json:"failed_probes"`
+	Availability       []Availability `json:"availability"`
+	LatencyMS          Latency        `json:"latency_ms"`
+}
+
+// Availability is the share of healthy probes in one phase.
+type Availability struct {
+	Phase   string  `json:"phase"`
+	Probes  int     `json:"probes"`
+	Healthy int     `json:"healthy"`
+	Ratio   float64 `json:"ratio"`
+}
+
+// Latency summarises healthy probes' latencies.
+type Latency struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50"`
+	P95   float64 `json:"p95"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+// Sample is one probe.
+type Sample struct {
+	At        time.Time `json:"at"`
+	OffsetMS  float64   `json:"offset_ms"` // from started_at
+	Phase     string    `json:"phase"`
+	Want      string    `json:"want"`
+	Outcome   string    `json:"outcome"` // ok | http_error | refused | timeout | wrong_version | bad_body
+	LatencyMS float64   `json:"latency_ms"`
+	Version   string    `json:"version"`
+	Status    int       `json:"status"`
+	Error     string    `json:"error"`
+}
+
+// New converts a drill result and its figures to the report.json document.
+func New(res *drill.Result, f drill.Figures) Report {
+	c := res.Config
+	r := Report{
+		Schema:     Schema,
+		Passed:     res.Passed(),
+		Target:     res.Target,
+		StartedAt:  res.Started.UTC(),
+		EndedAt:    res.Ended.UTC(),
+		DurationMS: millis(res.Ended.Sub(res.Started)),
+		Config: Config{
+			LiveWindowMS: millis(c.Windows.Live), OutageWindowMS: millis(c.Windows.Outage), RecoveryWindowMS: millis(c.Windows.Recovery),
+			ProbeIntervalMS: millis(c.Interval), ProbeTimeoutMS: millis(c.ProbeTimeout), ReadyTimeoutMS: millis(c.ReadyTimeout),
+			AutoRollback: c.AutoRollback, FailuresToRollback: c.FailuresToRollback, RollbackTo: c.RollbackTo,
+		},
+		V:             image(res.V),
+		Rollback:      Rollback{Kind: string(res.Rollback.Kind), Reason: res.Rollback.Reason, Trigger: res.RollbackTrigger, StartedAt: optTime(res.RollbackAt)},
+		StopAt:        optTime(res.StopAt),
+		VVerified:     res.VerifiedV,
+		Expectations:  []Expectation{},
+		Phases:        []Phase{},
+		Samples:       make([]Sample, 0, len(res.Samples)),
+		Warnings:      append([]string{}, res.Warnings...),
+		Error:         res.Error,
+		TeardownError: res.TeardownError,
+		Figures: Figures{
+			TimeToDetectMS: optMillis(f.TimeToDetect), TimeToRecoverMS: optMillis(f.TimeToRecover), ObservedDowntimeMS: optMillis(f.ObservedDowntime),
+			Probes: f.Probes, FailedProbes: f.Failed, Availability: []Availability{},
+			LatencyMS: Latency{Count: f.Latency.Count, P50: millis(f.Latency.P50), P95: millis(f.Latency.P95), P99: millis(f.Latency.P99), Max: millis(f.Latency.Max)},
+		},
+	}
+	if res.K.Ref != "" {
+		k := image(res.K)
+		r.K = &k
+	}
+	for _, e := range res.Expectations {
+		r.Expectations = append(r.Expectations, Expectation{string(e.Phase), e.Name, string(e.Status), e.Message})
+	}
+	for _, m := range res.Marks {
+		r.Phases = append(r.Phases, Phase{string(m.Phase), m.Start.UTC(), m.End.UTC(), millis(m.Duration())})
+	}
+	for _, a := range f.Availability {
+		r.Figures.Availability = append(r.Figures.Availability, Availability{string(a.Phase), a.Probes, a.Healthy, round(a.Ratio(), 6)})
+	}
+	for _, s := range res.Samples {
+		r.Samples = append(r.Samples, Sample{
+			At: s.At.UTC(), OffsetMS: millis(s.At.Sub(res.Started)), Phase: string(s.Phase), Want: s.Want, Outcome: string(s.Outcome),
+			LatencyMS: millis(s.Latency), Version: s.Version, Status: s.Status, Error: s.Err,
+		})
+	}
+	return r
+}
+
+// JSON renders report.json: indented, with one sample per line so that a long drill stays
+// readable and compact.
+func JSON(res *drill.Result, f drill.Figures) ([]byte, error) {
+	r := New(res, f)
+	samples := r.Samples
+	r.Samples = []Sample{}
+	head, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode report: %w", err)
+	}
+	const key = "\n  \"samples\": []" // a top-level key; a string value cannot contain it unescaped
+	i := bytes.Index(head, []byte(key))
+	if i < 0 {
+		return nil, errors.New("encode report: samples key not found")
+	}
+	var b bytes.Buffer
+	b.Grow(len(head) + 200*len(samples))
+	b.Write(head[:i])
+	b.WriteString("\n  \"samples\": [")
+	enc := json.NewEncoder(&b)
+	for j, s := range samples {
+		if j > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("\n    ")
+		if err := enc.Encode(s); err != nil {
+			return nil, fmt.Errorf("encode sample %d: %w", j, err)
+		}
+		b.Truncate(b.Len() - 1) // Encode's newline
+	}
+	if len(samples) > 0 {
+		b.WriteString("\n  ")
+	}
+	b.WriteString("]")
+	b.Write(head[i+len(key):])
+	b.WriteByte('\n')
+	return b.Bytes(), nil
+}
+
+func image(i drill.Image) Image {
+	return Image{Ref: i.Ref, Tag: i.Tag, Version: i.Version, Digest: i.Digest}
+}
+
+// millis is d in milliseconds, to the microsecond.
+func millis(d time.Duration) float64 { return round(float64(d)/float64(time.Millisecond), 3) }
+
+func round(x float64, places int) float64 {
+	p := math.Pow10(places)
+	return math.Round(x*p) / p
+}
+
+func optMillis(d drill.NullDuration) *float64 {
+	if !d.Valid {
+		return nil
+	}
+	ms := millis(d.D)
+	return &ms
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}

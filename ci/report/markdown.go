@@ -1,0 +1,81 @@
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/deploydrill/deploydrill/ci/drill"
+)
+
+// Markdown renders summary.md: the verdict, the figures, each expectation and each phase. It is
+// also what goes to the GitHub step summary, so it stands alone.
+func Markdown(res *drill.Result, f drill.Figures) []byte {
+	var b bytes.Buffer
+	icon := "✅"
+	if !res.Passed() {
+		icon = "❌"
+	}
+	fmt.Fprintf(&b, "## %s Deploy drill %s on `%s`\n\n", icon, strings.ToLower(verdict(res)), md(res.Target))
+	fmt.Fprintf(&b, "Deployed **V** `%s`", md(res.V.Tag))
+	if res.K.Ref != "" {
+		fmt.Fprintf(&b, ", rolled back to **K** `%s`: %s", md(res.K.Tag), md(res.Rollback.Reason))
+	}
+	b.WriteString(".")
+	if res.RollbackTrigger != "" {
+		fmt.Fprintf(&b, " Rollback trigger: %s.", md(res.RollbackTrigger))
+	}
+	b.WriteString("\n\n")
+	if res.Error != "" {
+		fmt.Fprintf(&b, "> **Error:** %s\n\n", md(res.Error))
+	}
+	if res.TeardownError != "" {
+		fmt.Fprintf(&b, "> **Teardown error:** %s — resources may be left behind.\n\n", md(res.TeardownError))
+	}
+
+	b.WriteString("| Figure | Value |\n|---|---|\n")
+	fmt.Fprintf(&b, "| Time to detect (stop → first failed probe) | %s |\n", optHuman(f.TimeToDetect))
+	fmt.Fprintf(&b, "| Time to recover (rollback start → K healthy) | %s |\n", optHuman(f.TimeToRecover))
+	fmt.Fprintf(&b, "| Observed downtime (first failed → K healthy) | %s |\n", optHuman(f.ObservedDowntime))
+	if f.Latency.Count > 0 {
+		fmt.Fprintf(&b, "| Probe latency p50 / p95 / p99 (%d healthy probes) | %s / %s / %s |\n",
+			f.Latency.Count, humanMS(f.Latency.P50), humanMS(f.Latency.P95), humanMS(f.Latency.P99))
+	}
+	fmt.Fprintf(&b, "| Probes | %d every %s, %d failed |\n\n", f.Probes, human(res.Config.Interval), f.Failed)
+
+	b.WriteString("| | Phase | Expectation | Detail |\n|---|---|---|---|\n")
+	for _, e := range res.Expectations {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", statusIcon(e.Status), e.Phase, md(e.Name), md(e.Message))
+	}
+	b.WriteString("\n| Phase | Time | Probes | Healthy | Availability |\n|---|---:|---:|---:|---:|\n")
+	avail := map[drill.Phase]drill.Availability{}
+	for _, a := range f.Availability {
+		avail[a.Phase] = a
+	}
+	for _, m := range res.Marks {
+		a := avail[m.Phase]
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s |\n", m.Phase, human(m.Duration()), a.Probes, a.Healthy, percent(a))
+	}
+	if len(res.Warnings) > 0 {
+		b.WriteString("\n**Warnings**\n\n")
+		for _, w := range res.Warnings {
+			fmt.Fprintf(&b, "- %s\n", md(w))
+		}
+	}
+	return b.Bytes()
+}
+
+func statusIcon(s drill.Status) string {
+	switch s {
+	case drill.Passed:
+		return "✅"
+	case drill.Failed:
+		return "❌"
+	}
+	return "⏭️"
+}
+
+// md keeps text from breaking a table or turning into markup.
+func md(s string) string {
+	return strings.NewReplacer("|", `\|`, "`", "'", "<", "&lt;", ">", "&gt;").Replace(oneLine(s))
+}

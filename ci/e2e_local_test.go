@@ -40,7 +40,7 @@ type drillReport struct {
 	} `json:"samples"`
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func runDrillInProcess(t *testing.T, args []string) drillReport {
 	return readReport(t, reportPath)
 }
 
-func readReport(t *testing.T, path string) drillReport {
+func readReport(t testing.TB, path string) drillReport {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -31,6 +31,7 @@ func commands() []command {
 		testCommand(),
 		publishCommand(),
 		imagesCommand(),
+		sweepCommand(),
 	}
 }
 

@@ -42,8 +42,9 @@ type Target struct {
 	cfg  Config
 	port int
 
-	mu      sync.Mutex
-	running *deployment
+	mu       sync.Mutex
+	running  *deployment
+	prepared *deployment // a session with the image loaded, waiting for Deploy
 }
 
 type deployment struct {
@@ -86,10 +87,58 @@ func (t *Target) Name() string { return "local" }
 // Endpoint is the tunnel's stable address.
 func (t *Target) Endpoint() string { return "http://127.0.0.1:" + strconv.Itoa(t.port) }
 
-// Prepare writes K's archive ahead of the rollback, so the rollback only imports it.
-func (t *Target) Prepare(_ context.Context, img drill.Image) error {
-	_, err := t.archive(img)
-	return err
+// Prepare gets K ready the way a host pre-pulls an image: it opens K's session and loads the
+// image into the engine, so the rollback only has to start the container and the tunnel.
+// Nothing of K runs until Deploy.
+func (t *Target) Prepare(ctx context.Context, img drill.Image) error {
+	d, err := t.load(ctx, img)
+	if err != nil {
+		return fmt.Errorf("prepare %s: %w", img.Tag, err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.prepared != nil {
+		t.prepared.client.Close()
+	}
+	t.prepared = d
+	return nil
+}
+
+// load opens a session for img and imports the image into the engine.
+func (t *Target) load(ctx context.Context, img drill.Image) (*deployment, error) {
+	archive, err := t.archive(img)
+	if err != nil {
+		return nil, err
+	}
+	// The session lives until Stop or Teardown closes it (or this process dies: the session
+	// child exits when its stdin closes), not until the caller's ctx ends: a prepared session
+	// must outlive Prepare's context.
+	client, err := t.cfg.Connect(context.WithoutCancel(ctx), t.cfg.LogOut)
+	if err != nil {
+		return nil, err
+	}
+	d := &deployment{image: img, client: client, archive: archive}
+	if _, err := d.container().Sync(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("load image: %w", err), client.Close())
+	}
+	return d, nil
+}
+
+func (d *deployment) container() *dagger.Container {
+	return d.client.Container().
+		Import(d.client.Host().File(d.archive)).
+		// Import does not restore the exposed port; the service's readiness check needs it.
+		WithExposedPort(pipeline.AppPort)
+}
+
+// take returns the prepared session for img, if there is one.
+func (t *Target) take(img drill.Image) *deployment {
+	d := t.prepared
+	if d == nil || d.image.Digest != img.Digest {
+		return nil
+	}
+	t.prepared = nil
+	return d
 }
 
 func (t *Target) archive(img drill.Image) (string, error) {
@@ -120,26 +169,20 @@ func (t *Target) Deploy(ctx context.Context, img drill.Image) error {
 	if t.running != nil {
 		return fmt.Errorf("deploy %s: %s is still running; stop it first", img.Tag, t.running.image.Tag)
 	}
-	archive, err := t.archive(img)
-	if err != nil {
-		return fmt.Errorf("deploy %s: %w", img.Tag, err)
+	d := t.take(img)
+	if d == nil {
+		var err error
+		if d, err = t.load(ctx, img); err != nil {
+			return fmt.Errorf("deploy %s: %w", img.Tag, err)
+		}
 	}
-	client, err := t.cfg.Connect(ctx, t.cfg.LogOut)
-	if err != nil {
-		return fmt.Errorf("deploy %s: %w", img.Tag, err)
-	}
-	svc := client.Container().
-		Import(client.Host().File(archive)).
-		// Import does not restore the exposed port; the service's readiness check needs it.
-		WithExposedPort(pipeline.AppPort).
-		AsService()
-	tunnel := client.Host().Tunnel(svc, dagger.HostTunnelOpts{
+	tunnel := d.client.Host().Tunnel(d.container().AsService(), dagger.HostTunnelOpts{
 		Ports: []dagger.PortForward{{Frontend: t.port, Backend: pipeline.AppPort, Protocol: dagger.NetworkProtocolTcp}},
 	})
 	if _, err := tunnel.Start(ctx); err != nil {
-		return errors.Join(fmt.Errorf("deploy %s: start service and tunnel on %s: %w", img.Tag, t.cfg.Listen, err), client.Close())
+		return errors.Join(fmt.Errorf("deploy %s: start service and tunnel on %s: %w", img.Tag, t.cfg.Listen, err), d.client.Close())
 	}
-	t.running = &deployment{image: img, client: client, archive: archive}
+	t.running = d
 	return nil
 }
 
@@ -159,7 +202,15 @@ func (t *Target) Stop(context.Context) error {
 	return nil
 }
 
-// Teardown stops whatever still runs and removes the archives. Idempotent.
+// Teardown stops whatever still runs, closes a prepared session and removes the archives.
+// Idempotent.
 func (t *Target) Teardown(ctx context.Context) error {
-	return errors.Join(t.Stop(ctx), os.RemoveAll(t.cfg.TempDir))
+	err := t.Stop(ctx)
+	t.mu.Lock()
+	if t.prepared != nil {
+		err = errors.Join(err, t.prepared.client.Close())
+		t.prepared = nil
+	}
+	t.mu.Unlock()
+	return errors.Join(err, os.RemoveAll(t.cfg.TempDir))
 }

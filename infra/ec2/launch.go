@@ -1,0 +1,239 @@
+package ec2
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/deploydrill/deploydrill/infra/runtag"
+)
+
+// launch carries one LaunchHost through its steps.
+type launch struct {
+	h      *Hosts
+	spec   HostSpec
+	host   *Host
+	image  image
+	subnet subnet
+	began  time.Time
+}
+
+// LaunchHost boots the drill host and returns once it answers SSH with the pinned host key.
+// On failure the returned Host holds what was created, for teardown; nothing is left untagged.
+func (h *Hosts) LaunchHost(ctx context.Context, spec HostSpec) (*Host, error) {
+	spec, err := spec.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	l := &launch{h: h, spec: spec, began: time.Now(), host: &Host{
+		RunID: spec.Run.ID, InstanceType: spec.InstanceType, SSHPort: h.sshPort, User: spec.User,
+	}}
+	steps := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"resolve ami", l.resolveAMI},
+		{"pick subnet", l.pickSubnet},
+		{"decide ssh source", l.decideSSHSource},
+		{"generate keys", l.generateKeys},
+		{"create security group", l.createSecurityGroup},
+		{"import key pair", l.importKeyPair},
+		{"run instance", l.runInstance},
+		{"wait until running", l.waitRunning},
+		{"wait for ssh", l.waitSSH},
+	}
+	for _, s := range steps {
+		if err := s.run(ctx); err != nil {
+			return l.host, fmt.Errorf("launch host: %s: %w", s.name, err)
+		}
+	}
+	l.host.BootDuration = time.Since(l.host.LaunchedAt)
+	return l.host, nil
+}
+
+func (l *launch) resolveAMI(ctx context.Context) (err error) {
+	l.image, err = l.h.resolveAMI(ctx, l.spec.AMI)
+	l.host.AMI = l.image.id
+	return err
+}
+
+func (l *launch) pickSubnet(ctx context.Context) (err error) {
+	l.subnet, err = l.h.pickSubnet(ctx, l.spec.SubnetID)
+	return err
+}
+
+func (l *launch) decideSSHSource(ctx context.Context) error {
+	if l.spec.SSHCIDR.IsValid() {
+		return nil
+	}
+	ip, err := l.h.detectIP(ctx)
+	if err != nil {
+		return err
+	}
+	l.spec.SSHCIDR = hostPrefix(ip)
+	l.h.logf("ec2: ssh allowed from %s (detected; --ssh-cidr overrides)", l.spec.SSHCIDR)
+	return nil
+}
+
+func (l *launch) generateKeys(context.Context) (err error) {
+	l.host.keys, err = newRunKeys(l.h.rand)
+	if err == nil {
+		l.host.HostKey = l.host.keys.host.PublicKey()
+	}
+	return err
+}
+
+func (l *launch) createSecurityGroup(ctx context.Context) error {
+	run := l.spec.Run
+	out, err := l.h.api.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
+		GroupName:         aws.String(run.ResourceName()),
+		Description:       aws.String(fmt.Sprintf("deploydrill run %s: ssh from the runner, http to the app", run.ID)),
+		VpcId:             aws.String(l.subnet.vpcID),
+		TagSpecifications: tagSpecs(run, types.ResourceTypeSecurityGroup),
+	})
+	if err != nil {
+		return fmt.Errorf("create security group %s: %w", run.ResourceName(), err)
+	}
+	l.host.SecurityGroupID = aws.ToString(out.GroupId)
+	_, err = l.h.api.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
+		GroupId:       out.GroupId,
+		IpPermissions: []types.IpPermission{tcpFrom(22, l.spec.SSHCIDR, "ssh from the runner"), tcpFrom(80, l.spec.HTTPCIDR, "http to the app")},
+	})
+	if err != nil && errorCode(err) != "InvalidPermission.Duplicate" {
+		return fmt.Errorf("open ports 22 and 80 on %s: %w", l.host.SecurityGroupID, err)
+	}
+	return nil
+}
+
+func tcpFrom(port int32, from netip.Prefix, why string) types.IpPermission {
+	p := types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(port), ToPort: aws.Int32(port)}
+	if from.Addr().Is6() {
+		p.Ipv6Ranges = []types.Ipv6Range{{CidrIpv6: aws.String(from.String()), Description: aws.String(why)}}
+	} else {
+		p.IpRanges = []types.IpRange{{CidrIp: aws.String(from.String()), Description: aws.String(why)}}
+	}
+	return p
+}
+
+func (l *launch) importKeyPair(ctx context.Context) error {
+	run := l.spec.Run
+	_, err := l.h.api.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
+		KeyName:           aws.String(run.ResourceName()),
+		PublicKeyMaterial: []byte(authorizedKey(l.host.keys.client.PublicKey(), "deploydrill-"+run.ID)),
+		TagSpecifications: tagSpecs(run, types.ResourceTypeKeyPair),
+	})
+	if err != nil {
+		return fmt.Errorf("import key pair %s: %w", run.ResourceName(), err)
+	}
+	l.host.KeyName = run.ResourceName()
+	return nil
+}
+
+func (l *launch) runInstance(ctx context.Context) error {
+	run := l.spec.Run
+	userData, err := UserData{
+		RunID: run.ID, User: l.spec.User, MaxLifetime: run.Lifetime,
+		AuthorizedKey:  authorizedKey(l.host.keys.client.PublicKey(), "deploydrill-"+run.ID),
+		HostPrivateKey: l.host.keys.hostPEM,
+		HostPublicKey:  authorizedKey(l.host.keys.host.PublicKey(), "deploydrill-host"),
+	}.Render()
+	if err != nil {
+		return err
+	}
+	in := &ec2.RunInstancesInput{
+		ImageId: aws.String(l.image.id), InstanceType: types.InstanceType(l.spec.InstanceType),
+		MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		KeyName:     aws.String(l.host.KeyName),
+		ClientToken: aws.String(run.ResourceName()),
+		UserData:    aws.String(base64.StdEncoding.EncodeToString(userData)),
+		// An OS-level poweroff (the dead-man's switch) terminates rather than stops.
+		InstanceInitiatedShutdownBehavior: types.ShutdownBehaviorTerminate,
+		// IMDSv2 only, and one hop so containers cannot reach the metadata service.
+		MetadataOptions: &types.InstanceMetadataOptionsRequest{
+			HttpTokens: types.HttpTokensStateRequired, HttpEndpoint: types.InstanceMetadataEndpointStateEnabled, HttpPutResponseHopLimit: aws.Int32(1),
+		},
+		NetworkInterfaces: []types.InstanceNetworkInterfaceSpecification{{
+			DeviceIndex: aws.Int32(0), SubnetId: aws.String(l.subnet.id), Groups: []string{l.host.SecurityGroupID},
+			AssociatePublicIpAddress: aws.Bool(true), DeleteOnTermination: aws.Bool(true),
+		}},
+		BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String(l.image.rootDevice), Ebs: &types.EbsBlockDevice{
+			VolumeType: types.VolumeTypeGp3, VolumeSize: aws.Int32(l.spec.RootGiB), Encrypted: aws.Bool(true), DeleteOnTermination: aws.Bool(true),
+		}}},
+		TagSpecifications: tagSpecs(run, types.ResourceTypeInstance, types.ResourceTypeVolume, types.ResourceTypeNetworkInterface),
+	}
+	if burstable(l.spec.InstanceType) {
+		// "unlimited" (t3's default) can bill CPU credits after a busy boot; a drill never needs it.
+		in.CreditSpecification = &types.CreditSpecificationRequest{CpuCredits: aws.String("standard")}
+	}
+	l.host.LaunchedAt = time.Now()
+	out, err := l.h.api.RunInstances(ctx, in)
+	if err != nil {
+		if !answered(err) {
+			l.host.run = &pendingRun{input: in}
+		}
+		return fmt.Errorf("run instance (%s, %s): %w", l.image.id, l.spec.InstanceType, err)
+	}
+	if len(out.Instances) != 1 {
+		return fmt.Errorf("run instance: got %d instances, want 1", len(out.Instances))
+	}
+	l.host.InstanceID = aws.ToString(out.Instances[0].InstanceId)
+	l.h.logf("ec2: launched %s (%s, %s) in %s", l.host.InstanceID, l.spec.InstanceType, l.image.id, l.subnet.id)
+	return nil
+}
+
+func burstable(instanceType string) bool {
+	for _, family := range []string{"t2.", "t3.", "t3a.", "t4g."} {
+		if strings.HasPrefix(instanceType, family) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *launch) waitRunning(ctx context.Context) error {
+	t := l.h.timing.Running
+	w := ec2.NewInstanceRunningWaiter(l.h.api, func(o *ec2.InstanceRunningWaiterOptions) {
+		o.MinDelay, o.MaxDelay = t.Initial, t.Max
+	})
+	out, err := w.WaitForOutput(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{l.host.InstanceID}}, t.Timeout)
+	if err != nil {
+		return fmt.Errorf("wait for %s to run (up to %s): %w", l.host.InstanceID, t.Timeout, err)
+	}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			if ip, err := netip.ParseAddr(aws.ToString(in.PublicIpAddress)); err == nil {
+				l.host.PublicIP = ip
+			}
+		}
+	}
+	if !l.host.PublicIP.IsValid() {
+		return fmt.Errorf("instance %s is running without a public ip: use a public subnet", l.host.InstanceID)
+	}
+	return nil
+}
+
+func (l *launch) waitSSH(ctx context.Context) error {
+	l.h.logf("ec2: %s is running at %s; waiting for ssh", l.host.InstanceID, l.host.PublicIP)
+	return WaitSSH(ctx, l.host.SSHAddr(), l.host.ClientConfig(), l.h.timing.SSH)
+}
+
+// tagSpecs tags resources of these types with the run's tags at creation, which is what IAM's
+// aws:RequestTag conditions check.
+func tagSpecs(run runtag.Run, kinds ...types.ResourceType) []types.TagSpecification {
+	var tags []types.Tag
+	for _, t := range run.Tags() {
+		tags = append(tags, types.Tag{Key: aws.String(t.Key), Value: aws.String(t.Value)})
+	}
+	var specs []types.TagSpecification
+	for _, k := range kinds {
+		specs = append(specs, types.TagSpecification{ResourceType: k, Tags: tags})
+	}
+	return specs
+}

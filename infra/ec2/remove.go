@@ -1,0 +1,132 @@
+package ec2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+)
+
+// The deletes below are idempotent: a resource that is already gone counts as deleted.
+
+// RecoverInstance learns the id of an instance whose RunInstances answer was lost (a cancelled
+// context, a dropped connection) by replaying the call with the same client token: EC2 returns
+// the instance the lost call created. If the lost call never reached EC2 the replay creates the
+// instance, which teardown then terminates like any other. It does nothing when the id is known
+// or RunInstances was refused.
+func (h *Hosts) RecoverInstance(ctx context.Context, host *Host) error {
+	if host == nil || host.InstanceID != "" || host.run == nil {
+		return nil
+	}
+	out, err := h.api.RunInstances(ctx, host.run.input)
+	if err != nil {
+		return fmt.Errorf("recover instance of run %s by client token: %w", host.RunID, err)
+	}
+	if len(out.Instances) > 0 {
+		host.InstanceID = aws.ToString(out.Instances[0].InstanceId)
+		host.run = nil
+		h.logf("ec2: recovered instance %s of run %s", host.InstanceID, host.RunID)
+	}
+	return nil
+}
+
+// Terminate terminates one instance. EC2 may not know a brand-new id yet, so NotFound is
+// retried until Timing.Visibility runs out: an id this tool was handed exists.
+func (h *Hosts) Terminate(ctx context.Context, id string) error {
+	err := h.timing.Visibility.run(ctx, "instance "+id+" to become visible", func(ctx context.Context) (bool, error) {
+		_, err := h.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+		if errorCode(err) == "InvalidInstanceID.NotFound" {
+			return false, err
+		}
+		return true, err
+	})
+	if err != nil {
+		return fmt.Errorf("terminate instance %s: %w", id, err)
+	}
+	return nil
+}
+
+// WaitTerminated waits with the SDK's InstanceTerminated waiter until every instance is gone.
+func (h *Hosts) WaitTerminated(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	t := h.timing.Terminated
+	w := ec2.NewInstanceTerminatedWaiter(h.api, func(o *ec2.InstanceTerminatedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = t.Initial, t.Max
+	})
+	err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids}, t.Timeout)
+	if err != nil && errorCode(err) != "InvalidInstanceID.NotFound" {
+		return fmt.Errorf("wait for %v to terminate (up to %s): %w", ids, t.Timeout, err)
+	}
+	return nil
+}
+
+// DeleteSecurityGroup deletes a group, retrying DependencyViolation (AWS releases the network
+// interfaces of a terminated instance late) with backoff until Timing.GroupDelete runs out.
+func (h *Hosts) DeleteSecurityGroup(ctx context.Context, id string) error {
+	err := h.timing.GroupDelete.run(ctx, "security group "+id+" to be released", func(ctx context.Context) (bool, error) {
+		_, err := h.api.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
+		switch errorCode(err) {
+		case "DependencyViolation":
+			return false, err
+		case "InvalidGroup.NotFound", "InvalidGroupId.NotFound":
+			return true, nil
+		}
+		return true, err
+	})
+	if err != nil {
+		return fmt.Errorf("delete security group %s: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteKeyPair deletes a key pair by name; AWS itself treats a missing name as success.
+func (h *Hosts) DeleteKeyPair(ctx context.Context, name string) error {
+	_, err := h.api.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyName: aws.String(name)})
+	if err != nil && errorCode(err) != "InvalidKeyPair.NotFound" {
+		return fmt.Errorf("delete key pair %s: %w", name, err)
+	}
+	return nil
+}
+
+// DeleteVolume deletes a detached volume (root volumes go with their instance).
+func (h *Hosts) DeleteVolume(ctx context.Context, id string) error {
+	_, err := h.api.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(id)})
+	if err != nil && errorCode(err) != "InvalidVolume.NotFound" {
+		return fmt.Errorf("delete volume %s: %w", id, err)
+	}
+	return nil
+}
+
+// Remove deletes what Find found, in dependency order: terminate the instances, wait until
+// they are gone, then the security groups, key pairs and detached volumes. Every step runs;
+// the errors are joined.
+func (h *Hosts) Remove(ctx context.Context, f Found) error {
+	var errs []error
+	var ids []string
+	for _, r := range f.Instances {
+		if err := h.Terminate(ctx, r.ID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ids = append(ids, r.ID)
+	}
+	if err := h.WaitTerminated(ctx, ids); err != nil {
+		errs = append(errs, err)
+	}
+	for _, r := range f.SecurityGroups {
+		errs = append(errs, h.DeleteSecurityGroup(ctx, r.ID))
+	}
+	for _, r := range f.KeyPairs {
+		errs = append(errs, h.DeleteKeyPair(ctx, r.ID))
+	}
+	for _, r := range f.Volumes {
+		if r.State == "available" {
+			errs = append(errs, h.DeleteVolume(ctx, r.ID))
+		}
+	}
+	return errors.Join(errs...)
+}

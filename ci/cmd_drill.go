@@ -56,22 +56,78 @@ func drillCommand() command {
 	return command{name: "drill", summary: summary, run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		var o buildOptions
 		var d drillOptions
+		var a awsOptions
 		fs := newFlagSet("drill", summary, stderr)
 		o.register(fs)
 		d.register(fs)
+		a.register(fs)
 		if err := parse(fs, args); err != nil {
 			return err
 		}
-		if d.target != "local" {
-			return fmt.Errorf("target %q: only \"local\" is available in this build: %w", d.target, errUsage)
+		if d.target != "local" && d.target != "aws" {
+			return fmt.Errorf("--target %q: want local or aws: %w", d.target, errUsage)
 		}
 		ctx, cancel := context.WithTimeout(ctx, d.timeout)
 		defer cancel()
-		return runDrill(ctx, &o, &d, stdout, stderr)
+		if d.target == "aws" {
+			return runAWSDrill(ctx, &o, &d, &a, stdout, stderr)
+		}
+		return runLocalDrill(ctx, &o, &d, stdout, stderr)
 	}}
 }
 
-func runDrill(ctx context.Context, o *buildOptions, d *drillOptions, stdout, stderr io.Writer) error {
+// drillRun is what both targets' jobs share: the pipeline job, V, and the drill's outcome.
+type drillRun struct {
+	*job
+	d      *drillOptions
+	stdout io.Writer
+	stderr io.Writer
+	v      drill.Image
+	result *drill.Result
+}
+
+// drill is the stage that runs the drill itself against target.
+func (r *drillRun) drill(target drill.Target, inventory drill.Inventory) stage {
+	return stage{"drill", func(ctx context.Context) error {
+		var err error
+		r.result, err = drill.Run(ctx, drill.Config{
+			Image: r.v, Windows: r.d.windows, Interval: r.d.interval, ProbeTimeout: r.d.probeTimeout,
+			ReadyTimeout: r.d.readyTimeout, AutoRollback: r.d.autoRollback, FailuresToRollback: r.d.failures,
+			RollbackTo: r.d.rollbackTo, TeardownTimeout: r.d.teardownLimit,
+		}, drill.Deps{
+			Target:    target,
+			Prober:    probe.New(r.d.probeTimeout),
+			Inventory: inventory,
+			Events:    drill.LineWriter(r.stderr),
+			TeardownContext: func() (context.Context, context.CancelFunc) {
+				return teardownContext(ctx, r.d.teardownLimit)
+			},
+		})
+		return err
+	}}
+}
+
+// finish writes the report whenever the drill produced a result and decides the outcome.
+func (r *drillRun) finish(err error) error {
+	if r.result != nil {
+		paths, reportErr := writeReport(r.d.reportDir, r.result)
+		for _, p := range paths {
+			fmt.Fprintln(r.stdout, p)
+		}
+		if reportErr != nil {
+			err = errors.Join(err, fmt.Errorf("write report: %w", reportErr))
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if !r.result.Passed() {
+		return errDrillFailed
+	}
+	return nil
+}
+
+func runLocalDrill(ctx context.Context, o *buildOptions, d *drillOptions, stdout, stderr io.Writer) error {
 	j, err := newJob(ctx, o, stderr)
 	if err != nil {
 		return err
@@ -81,63 +137,29 @@ func runDrill(ctx context.Context, o *buildOptions, d *drillOptions, stdout, std
 	if err != nil {
 		return err
 	}
-	var v drill.Image
-	var result *drill.Result
-	var drillErr error
-	stages := []stage{
+	target, err := local.New(local.Config{Images: store, Listen: d.listen, TempDir: o.cacheDir})
+	if err != nil {
+		return err
+	}
+	r := &drillRun{job: j, d: d, stdout: stdout, stderr: stderr}
+	err = runStages(ctx, j.log, []stage{
 		{"build", j.build},
 		{"test", j.test},
 		{"publish", func(ctx context.Context) (err error) {
-			v, err = j.publishLocal(ctx, j.image, j.source.Version)
+			r.v, err = j.publishLocal(ctx, j.image, j.source.Version)
 			if err == nil {
-				fmt.Fprintln(stdout, v.Ref)
+				fmt.Fprintln(stdout, r.v.Ref)
 			}
 			return err
 		}},
-		{"drill", func(ctx context.Context) error {
-			target, err := local.New(local.Config{Images: store, Listen: d.listen, TempDir: o.cacheDir})
-			if err != nil {
-				return err
-			}
-			result, drillErr = drill.Run(ctx, drill.Config{
-				Image: v, Windows: d.windows, Interval: d.interval, ProbeTimeout: d.probeTimeout,
-				ReadyTimeout: d.readyTimeout, AutoRollback: d.autoRollback, FailuresToRollback: d.failures,
-				RollbackTo: d.rollbackTo, TeardownTimeout: d.teardownLimit,
-			}, drill.Deps{
-				Target:    target,
-				Prober:    probe.New(d.probeTimeout),
-				Inventory: store,
-				Events:    drill.LineWriter(stderr),
-				TeardownContext: func() (context.Context, context.CancelFunc) {
-					return teardownContext(ctx, d.teardownLimit)
-				},
-			})
-			return drillErr
-		}},
+		r.drill(target, store),
 		{"retention", func(ctx context.Context) error {
-			keep := []string{v.Tag, result.K.Tag}
-			removed, err := store.Prune(ctx, keep, d.keepVerified)
+			removed, err := store.Prune(ctx, []string{r.v.Tag, r.result.K.Tag}, d.keepVerified)
 			for _, tag := range removed {
 				j.log.Printf("retention", "removed %s:%s", o.imageName, tag)
 			}
 			return err
 		}},
-	}
-	err = runStages(ctx, j.log, stages)
-	if result != nil {
-		paths, reportErr := writeReport(d.reportDir, result)
-		for _, p := range paths {
-			fmt.Fprintln(stdout, p)
-		}
-		if reportErr != nil {
-			err = errors.Join(err, fmt.Errorf("write report: %w", reportErr))
-		}
-	}
-	if err != nil {
-		return err
-	}
-	if !result.Passed() {
-		return errDrillFailed
-	}
-	return nil
+	})
+	return r.finish(err)
 }

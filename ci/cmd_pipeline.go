@@ -181,21 +181,38 @@ func (j *job) publishLocal(ctx context.Context, img *dagger.Container, tag strin
 }
 
 func imagesCommand() command {
-	const summary = "list the image inventory: tag, digest, pushed at, verified"
+	const summary = "list the image inventory: tag, digest, pushed at, verified (local store or ECR)"
 	return command{name: "images", summary: summary, run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		var o buildOptions
+		var a awsOptions
 		var asJSON bool
+		var target string
 		fs := newFlagSet("images", summary, stderr)
 		o.register(fs)
+		a.register(fs)
+		fs.StringVar(&target, "target", envString("DRILL_TARGET", "local"), "whose inventory: local (the on-disk store) or aws (the ECR repository) (env DRILL_TARGET)")
 		fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 		if err := parse(fs, args); err != nil {
 			return err
 		}
-		store, err := o.store()
-		if err != nil {
-			return err
+		var inventory drill.Inventory
+		switch target {
+		case "local":
+			store, err := o.store()
+			if err != nil {
+				return err
+			}
+			inventory = store
+		case "aws":
+			t, err := a.target(ctx, "", 0, newProgress(stderr))
+			if err != nil {
+				return err
+			}
+			inventory = t.Inventory()
+		default:
+			return fmt.Errorf("--target %q: want local or aws: %w", target, errUsage)
 		}
-		records, err := store.List(ctx)
+		records, err := inventory.List(ctx)
 		if err != nil {
 			return err
 		}

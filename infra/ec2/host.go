@@ -111,3 +111,12 @@ func (h *Host) String() string {
 	}
 	return fmt.Sprintf("%s (run %s)", h.InstanceID, h.RunID)
 }
+
+// Signer is the run's client key for SSH login (nil before the key pair was made). It never
+// leaves memory: hand it to an SSH client, never to a log or a file.
+func (h *Host) Signer() ssh.Signer {
+	if h.keys == nil {
+		return nil
+	}
+	return h.keys.client
+}

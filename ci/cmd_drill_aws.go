@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/deploydrill/deploydrill/ci/drill"
+	"github.com/deploydrill/deploydrill/ci/pipeline"
+	"github.com/deploydrill/deploydrill/ci/target/aws"
+)
+
+// runAWSDrill drills on ECR and a throwaway EC2 host. The host boots while Dagger builds,
+// tests and publishes, so the run takes about max(build, boot) + deploy + windows. Teardown
+// runs whatever happens: the drill's own, and again (a no-op when that one succeeded) from a
+// defer for failures before the drill starts.
+func runAWSDrill(ctx context.Context, o *buildOptions, d *drillOptions, a *awsOptions, stdout, stderr io.Writer) error {
+	j, err := newJob(ctx, o, stderr)
+	if err != nil {
+		return err
+	}
+	defer j.close()
+	target, err := a.target(ctx, j.source.Version, d.keepVerified, j.log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		tctx, cancel := teardownContext(ctx, d.teardownLimit)
+		defer cancel()
+		if terr := target.Teardown(tctx); terr != nil {
+			j.log.Printf("teardown", "failed: %v", terr)
+			j.log.Printf("teardown", "may be left: %s", target.Leftovers())
+		}
+	}()
+	r := &drillRun{job: j, d: d, stdout: stdout, stderr: stderr}
+	var registry aws.Registry
+	err = runStages(ctx, j.log, []stage{
+		{"registry", func(ctx context.Context) (err error) {
+			registry, err = target.EnsureRegistry(ctx)
+			return err
+		}},
+		{"build+boot", func(ctx context.Context) error {
+			g, ctx := errgroup.WithContext(ctx)
+			g.Go(func() error { return runStages(ctx, j.log, []stage{{"boot", target.LaunchHost}}) })
+			g.Go(func() error {
+				return runStages(ctx, j.log, []stage{
+					{"build", j.build},
+					{"test", j.test},
+					{"publish", func(ctx context.Context) (err error) {
+						r.v, err = publishECR(ctx, j, registry, target.Inventory())
+						if err == nil {
+							fmt.Fprintln(stdout, r.v.Ref)
+						}
+						return err
+					}},
+				})
+			})
+			return g.Wait()
+		}},
+		r.drill(target, target.Inventory()),
+	})
+	return r.finish(err)
+}
+
+// publishECR pushes V to the run's repository; the ECR password reaches the engine only as a
+// Dagger secret. A tag already in the repository is reused, not pushed again: the repository is
+// immutable, so that tag already names this commit's artifact (ECR would refuse the push).
+func publishECR(ctx context.Context, j *job, reg aws.Registry, inventory drill.Inventory) (drill.Image, error) {
+	tag := j.source.Version
+	if existing, err := inventory.Resolve(ctx, tag); err == nil {
+		j.log.Printf("publish", "%s:%s is already in the repository (%s): reusing the immutable artifact", reg.Repository, tag, existing.Digest)
+		return existing, nil
+	}
+	ref, err := pipeline.Publish(ctx, j.image, pipeline.Registry{
+		Repository: reg.Repository,
+		Username:   reg.User,
+		Password:   j.client.SetSecret("ecr-password", reg.Password.Reveal()),
+	}, tag)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return drill.Image{}, err
+		}
+		return drill.Image{}, fmt.Errorf("%w (an immutable repository refuses a re-push of %s with different content: commit, or pass --version)", err, tag)
+	}
+	return drill.Image{Ref: ref, Tag: tag, Version: tag, Digest: digestOf(ref)}, nil
+}

@@ -107,8 +107,16 @@ func (r *drillRun) drill(target drill.Target, inventory drill.Inventory) stage {
 	}}
 }
 
+// leftovers is implemented by targets that can say what a failed teardown may have left.
+type leftovers interface{ Leftovers() string }
+
 // finish writes the report whenever the drill produced a result and decides the outcome.
-func (r *drillRun) finish(err error) error {
+func (r *drillRun) finish(target drill.Target, err error) error {
+	if r.result != nil && r.result.TeardownError != "" {
+		if l, ok := target.(leftovers); ok {
+			r.log.Printf("teardown", "may be left: %s", l.Leftovers())
+		}
+	}
 	if r.result != nil {
 		paths, reportErr := writeReport(r.d.reportDir, r.result)
 		for _, p := range paths {
@@ -161,5 +169,5 @@ func runLocalDrill(ctx context.Context, o *buildOptions, d *drillOptions, stdout
 			return err
 		}},
 	})
-	return r.finish(err)
+	return r.finish(target, err)
 }

@@ -27,15 +27,16 @@ func runAWSDrill(ctx context.Context, o *buildOptions, d *drillOptions, a *awsOp
 	if err != nil {
 		return err
 	}
+	r := &drillRun{job: j, d: d, stdout: stdout, stderr: stderr}
 	defer func() {
 		tctx, cancel := teardownContext(ctx, d.teardownLimit)
 		defer cancel()
-		if terr := target.Teardown(tctx); terr != nil {
+		if terr := target.Teardown(tctx); terr != nil && r.result == nil {
+			// (When the drill ran, its own teardown failed too and finish said what may be left.)
 			j.log.Printf("teardown", "failed: %v", terr)
 			j.log.Printf("teardown", "may be left: %s", target.Leftovers())
 		}
 	}()
-	r := &drillRun{job: j, d: d, stdout: stdout, stderr: stderr}
 	var registry aws.Registry
 	err = runStages(ctx, j.log, []stage{
 		{"registry", func(ctx context.Context) (err error) {
@@ -62,7 +63,7 @@ func runAWSDrill(ctx context.Context, o *buildOptions, d *drillOptions, a *awsOp
 		}},
 		r.drill(target, target.Inventory()),
 	})
-	return r.finish(err)
+	return r.finish(target, err)
 }
 
 // publishECR pushes V to the run's repository; the ECR password reaches the engine only as a

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,4 +185,85 @@ func TestLocalDrillUnderDaggerRun(t *testing.T) {
 	r := readReport(t, filepath.Join(dir, "report.json"))
 	t.Logf("drill under dagger run took %s", time.Since(start).Round(time.Millisecond))
 	checkGroundTruth(t, r, dir, v, v, "recreate")
+}
+
+// Ctrl-C during the outage window: teardown completes, the report is written, exit status 130,
+// and no process of the app is left.
+func TestLocalDrillInterruptedDuringOutage(t *testing.T) {
+	testenv.Dagger(t)
+	exe := filepath.Join(t.TempDir(), "drill")
+	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cache, dir := t.TempDir(), filepath.Join(t.TempDir(), "report")
+	v := randomVersion("in")
+	cmd := exec.CommandContext(t.Context(), exe, drillArgs(t, cache, dir, v, "--outage", "30s")...)
+	stderr := &lineWatcher{want: " outage ", seen: make(chan struct{})}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stderr.seen:
+	case <-time.After(3 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("no outage phase within 3m:\n%s", stderr.String())
+	}
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 130 {
+		t.Errorf("exit = %v, want status 130\n%s", err, stderr.String())
+	}
+	r := readReport(t, filepath.Join(dir, "report.json"))
+	if r.Passed {
+		t.Error("an interrupted drill does not pass")
+	}
+	if !strings.Contains(stderr.String(), "passed: teardown releases everything") {
+		t.Errorf("teardown did not complete:\n%s", stderr.String())
+	}
+	if pids := appProcesses(v); len(pids) > 0 {
+		t.Errorf("the app still runs after the interrupted drill: %v", pids)
+	}
+}
+
+// lineWatcher collects output and signals once a line containing want appeared.
+type lineWatcher struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *lineWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(p), nil
+}
+
+func (w *lineWatcher) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// appProcesses finds live processes whose environment names the app version.
+func appProcesses(version string) []string {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	var pids []string
+	for _, d := range dirs {
+		env, err := os.ReadFile(d + "/environ")
+		if err != nil || !bytes.Contains(env, []byte("APP_VERSION="+version+"\x00")) {
+			continue
+		}
+		if stat, err := os.ReadFile(d + "/stat"); err == nil && strings.Contains(string(stat), ") Z ") {
+			continue
+		}
+		pids = append(pids, filepath.Base(d))
+	}
+	return pids
 }

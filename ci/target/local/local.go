@@ -214,3 +214,8 @@ func (t *Target) Teardown(ctx context.Context) error {
 	t.mu.Unlock()
 	return errors.Join(err, os.RemoveAll(t.cfg.TempDir))
 }
+
+// Leftovers says what may remain when teardown could not finish.
+func (t *Target) Leftovers() string {
+	return "this run's Dagger sessions (each ends by itself when this process exits) and " + t.cfg.TempDir
+}

@@ -15,6 +15,9 @@ go vet ./...
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 [[ -z "$unformatted" ]] || { echo "gofmt needed: $unformatted" >&2; exit 1; }
 
+echo "$(date +%H:%M:%S) test: app tests outside Dagger (Debian's python3-flask and python3-pytest)" >&2
+(cd app && /usr/bin/python3 -m pytest -q -p no:cacheprovider tests)
+
 echo "$(date +%H:%M:%S) test: go test" >&2
 # -count=1: integration tests read files through Dagger, which go's test cache cannot see.
 go test -count=1 -timeout 25m "$@" ./...

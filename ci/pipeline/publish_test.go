@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,6 +39,20 @@ func TestPublishPushesWithAuthAndReturnsTheDigestReference(t *testing.T) {
 	}
 	if got := desc.Digest.String(); !strings.HasSuffix(ref, got) {
 		t.Errorf("registry has %s, Publish returned %s", got, ref)
+	}
+	pushed, err := remote.Image(tag, remote.WithAuth(&authn.Basic{Username: reg.User, Password: reg.Password}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pushed.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Config.Labels[pipeline.RevisionLabel]; got != "b2c3d4e" {
+		t.Errorf("pushed image's revision label = %q, want b2c3d4e", got)
+	}
+	if !slices.Contains(cfg.Config.Env, pipeline.VersionEnvName+"=b2c3d4e") {
+		t.Errorf("pushed image's env %q lacks APP_VERSION=b2c3d4e", cfg.Config.Env)
 	}
 
 	// A session of its own: the engine remembers credentials per session and host.

@@ -3,7 +3,7 @@
 // everything down, and report how fast the outage was detected and recovered.
 //
 //	go run ./ci [drill] [flags]   the whole drill (default)
-//	go run ./ci build|test|publish|images|sweep [flags]
+//	go run ./ci build|test|publish|images|sweep|iam [flags]
 package main
 
 import (
@@ -32,6 +32,7 @@ func commands() []command {
 		publishCommand(),
 		imagesCommand(),
 		sweepCommand(),
+		iamCommand(),
 	}
 }
 

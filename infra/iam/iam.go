@@ -1,6 +1,9 @@
-// Package iam holds the least-privilege IAM policy the AWS target needs (policy.json): create
-// calls only with this tool's request tag, changes and deletes only on resources carrying it,
-// ECR only on the drill's repository. Tests keep it and the code from drifting apart.
+// Package iam holds the IAM role the AWS target runs as. policy.json is the least-privilege
+// permissions policy: create calls only with this tool's request tag, changes and deletes only
+// on resources carrying it, ECR only on the drill's repository. trust.json lets GitHub Actions
+// assume the role through OIDC, for one repository's branch or environment only. Role renders
+// both for an account, a region and a repository (`go run ./ci iam`); tests keep the policy
+// and the code's AWS calls from drifting apart.
 package iam
 
 import (
@@ -20,12 +23,13 @@ const DefaultRepository = "deploydrill"
 // Document returns policy.json as stored.
 func Document() []byte { return append([]byte(nil), policyJSON...) }
 
-// ForRepository returns the policy for another repository name.
+// ForRepository returns the policy for another repository name, in any account and region
+// (Role.Permissions scopes it to one of each as well).
 func ForRepository(name string) ([]byte, error) {
-	if !regexp.MustCompile(`^[a-z0-9]+(?:[._/-][a-z0-9]+)*$`).MatchString(name) {
+	if !repositoryPattern.MatchString(name) {
 		return nil, fmt.Errorf("iam policy: %q is not a repository name", name)
 	}
-	return []byte(strings.ReplaceAll(string(policyJSON), ":repository/"+DefaultRepository+`"`, ":repository/"+name+`"`)), nil
+	return render(scope{repository: name})
 }
 
 // RegistryActions are what the OCI registry protocol (push from the pipeline, pull on the
@@ -46,15 +50,25 @@ type Policy struct {
 }
 
 // Statement is one statement; Action and Resource accept a string or a list, as IAM does.
+// Principal appears in trust policies only.
 type Statement struct {
 	Sid       string                                `json:"Sid"`
 	Effect    string                                `json:"Effect"`
+	Principal map[string]stringList                 `json:"Principal,omitempty"`
 	Action    stringList                            `json:"Action"`
-	Resource  stringList                            `json:"Resource"`
+	Resource  stringList                            `json:"Resource,omitempty"`
 	Condition map[string]map[string]json.RawMessage `json:"Condition,omitempty"`
 }
 
 type stringList []string
+
+// MarshalJSON writes one value as a string and several as a list, as policy.json does.
+func (s stringList) MarshalJSON() ([]byte, error) {
+	if len(s) == 1 {
+		return json.Marshal(s[0])
+	}
+	return json.Marshal([]string(s))
+}
 
 func (s *stringList) UnmarshalJSON(b []byte) error {
 	var one string
@@ -97,6 +111,33 @@ func (p Policy) Allowing(action string) []Statement {
 // Allows reports whether some statement allows action (conditions and resources aside).
 func (p Policy) Allows(action string) bool { return len(p.Allowing(action)) > 0 }
 
+// AllowsOn reports whether some statement allows action on the resource ARN (conditions
+// aside). ARNs match case-sensitively, as IAM matches them.
+func (p Policy) AllowsOn(action, resource string) bool {
+	for _, s := range p.Allowing(action) {
+		for _, r := range s.Resource {
+			if arnMatch(r, resource) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ConditionValues returns the values of a condition key under an operator (e.g. "StringEquals",
+// "aws:RequestedRegion"), decoded into a list.
+func (s Statement) ConditionValues(operator, key string) []string {
+	raw, ok := s.Condition[operator][key]
+	if !ok {
+		return nil
+	}
+	var values stringList
+	if err := json.Unmarshal(raw, &values); err != nil {
+		return nil
+	}
+	return values
+}
+
 // HasCondition reports whether the statement has a condition on key (e.g. "aws:RequestTag/...").
 func (s Statement) HasCondition(key string) bool {
 	for _, byKey := range s.Condition {
@@ -108,7 +149,29 @@ func (s Statement) HasCondition(key string) bool {
 }
 
 // wildcard matches IAM patterns case-insensitively, as IAM does for actions.
-func wildcard(pattern, s string) bool {
-	re := "^" + strings.NewReplacer(`\*`, ".*", `\?`, ".").Replace(regexp.QuoteMeta(strings.ToLower(pattern))) + "$"
-	return regexp.MustCompile(re).MatchString(strings.ToLower(s))
+func wildcard(pattern, s string) bool { return glob(strings.ToLower(pattern), strings.ToLower(s)) }
+
+// arnMatch matches a Resource pattern against an ARN as IAM does: case-sensitively, "*"
+// alone matches everything, otherwise segment by segment (a wildcard never spans a colon
+// between the six ARN segments; the last segment may itself hold colons).
+func arnMatch(pattern, arn string) bool {
+	if pattern == "*" {
+		return true
+	}
+	ps, as := strings.SplitN(pattern, ":", 6), strings.SplitN(arn, ":", 6)
+	if len(ps) != 6 || len(as) != 6 {
+		return false
+	}
+	for i := range ps {
+		if !glob(ps[i], as[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// glob matches * (any run) and ? (one character).
+func glob(pattern, s string) bool {
+	re := "^" + strings.NewReplacer(`\*`, ".*", `\?`, ".").Replace(regexp.QuoteMeta(pattern)) + "$"
+	return regexp.MustCompile(re).MatchString(s)
 }

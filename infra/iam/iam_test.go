@@ -16,16 +16,26 @@ import (
 
 const sdkServices = "github.com/aws/aws-sdk-go-v2/service/"
 
-// calledActions scans every non-test Go file under infra/ for interface methods shaped like an
-// SDK operation, Op(ctx, *svc.OpInput, ...func(*svc.Options)), and returns "svc:Op" for each.
-// The service packages reach AWS only through such interfaces (see each package's api type),
-// and the scenario tests in infra/teardown check every call the double served as well.
+// calledActions scans every non-test Go file of the product (the module minus test machinery)
+// for interface methods shaped like an SDK operation, Op(ctx, *svc.OpInput, ...func(*svc.Options)),
+// and returns "svc:Op" for each. The service packages reach AWS only through such interfaces
+// (see each package's api type), and the scenario tests in infra/teardown check every call the
+// double served as well.
 func calledActions(t *testing.T) []string {
 	t.Helper()
 	var actions []string
-	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
 			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != "../.." && (strings.HasPrefix(name, ".") || name == "testdata" || path == "../../internal" || path == "../../hack") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
 		}
 		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
 		if err != nil {
@@ -78,43 +88,85 @@ func calledActions(t *testing.T) []string {
 	return slices.Compact(actions)
 }
 
-func load(t *testing.T) iam.Policy {
+// document is a policy as stored or as rendered, with the one ECR resource it must name.
+type document struct {
+	name       string
+	policy     iam.Policy
+	repository string
+}
+
+// documents are policy.json as stored and as `go run ./ci iam` renders it: every property
+// below holds for each, so rendering can neither drop a permission nor widen one.
+func documents(t *testing.T) []document {
 	t.Helper()
-	p, err := iam.Load()
+	stored, err := iam.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	docs := []document{{"policy.json", stored, "arn:aws:ecr:*:*:repository/deploydrill"}}
+	for _, r := range []struct {
+		name       string
+		role       iam.Role
+		repository string
+	}{
+		{"rendered for one region and another repository",
+			iam.Role{Account: "123456789012", Repo: "octo-org/drill", Region: "eu-west-1", Repository: "team/drill-app"},
+			"arn:aws:ecr:eu-west-1:123456789012:repository/team/drill-app"},
+		{"rendered for every region",
+			iam.Role{Account: "210987654321", Repo: "octo-org/drill"},
+			"arn:aws:ecr:*:210987654321:repository/deploydrill"},
+	} {
+		doc, err := r.role.Permissions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := iam.Parse(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, document{r.name, p, r.repository})
+	}
+	return docs
 }
 
 func TestPolicyAllowsEveryCallTheCodeMakes(t *testing.T) {
-	p := load(t)
 	called := calledActions(t)
 	for _, must := range []string{"ec2:RunInstances", "ec2:TerminateInstances", "ecr:PutImage", "ssm:GetParameter"} {
 		if !slices.Contains(called, must) {
 			t.Fatalf("the scan missed %s (found %v): fix the scanner before trusting this test", must, called)
 		}
 	}
-	for _, a := range slices.Concat(called, iam.RegistryActions) {
-		if !p.Allows(a) {
-			t.Errorf("policy.json does not allow %s, which the code calls", a)
+	t.Logf("the code calls %d operations: %v", len(called), called)
+	for _, d := range documents(t) {
+		for _, a := range slices.Concat(called, iam.RegistryActions) {
+			if !d.policy.Allows(a) {
+				t.Errorf("%s does not allow %s, which the code calls", d.name, a)
+			}
 		}
 	}
 }
 
 func TestPolicyGrantsNothingUnused(t *testing.T) {
 	used := slices.Concat(calledActions(t), iam.RegistryActions, iam.ImpliedActions)
-	for _, s := range load(t).Statement {
-		for _, a := range s.Action {
-			if strings.Contains(a, "*") || !slices.Contains(used, a) {
-				t.Errorf("statement %s grants %s, which nothing calls", s.Sid, a)
+	for _, d := range documents(t) {
+		for _, s := range d.policy.Statement {
+			for _, a := range s.Action {
+				if strings.Contains(a, "*") || !slices.Contains(used, a) {
+					t.Errorf("%s: statement %s grants %s, which nothing calls", d.name, s.Sid, a)
+				}
 			}
 		}
 	}
 }
 
 func TestCreateCallsRequireTheRequestTag(t *testing.T) {
-	p := load(t)
+	for _, d := range documents(t) {
+		t.Run(d.name, func(t *testing.T) { checkCreateCallsRequireTheRequestTag(t, d.policy) })
+	}
+}
+
+func checkCreateCallsRequireTheRequestTag(t *testing.T, p iam.Policy) {
+	t.Helper()
 	created := map[string][]string{
 		"ec2:RunInstances":        {"instance/", "volume/", "network-interface/"},
 		"ec2:CreateSecurityGroup": {"security-group/"},
@@ -138,12 +190,13 @@ func TestCreateCallsRequireTheRequestTag(t *testing.T) {
 }
 
 func TestChangesRequireTheResourceTag(t *testing.T) {
-	p := load(t)
-	for _, action := range []string{"ec2:TerminateInstances", "ec2:DeleteSecurityGroup", "ec2:DeleteKeyPair", "ec2:DeleteVolume", "ec2:AuthorizeSecurityGroupIngress"} {
-		for _, s := range p.Allowing(action) {
-			for _, r := range s.Resource {
-				if !strings.HasSuffix(r, ":security-group-rule/*") && !s.HasCondition("aws:ResourceTag/deploydrill:created-by") {
-					t.Errorf("%s: %s on %s without the created-by resource tag", s.Sid, action, r)
+	for _, d := range documents(t) {
+		for _, action := range []string{"ec2:TerminateInstances", "ec2:DeleteSecurityGroup", "ec2:DeleteKeyPair", "ec2:DeleteVolume", "ec2:AuthorizeSecurityGroupIngress"} {
+			for _, s := range d.policy.Allowing(action) {
+				for _, r := range s.Resource {
+					if !strings.HasSuffix(r, ":security-group-rule/*") && !s.HasCondition("aws:ResourceTag/deploydrill:created-by") {
+						t.Errorf("%s: %s: %s on %s without the created-by resource tag", d.name, s.Sid, action, r)
+					}
 				}
 			}
 		}
@@ -151,13 +204,15 @@ func TestChangesRequireTheResourceTag(t *testing.T) {
 }
 
 func TestECRIsScopedToTheRepository(t *testing.T) {
-	for _, s := range load(t).Statement {
-		for _, a := range s.Action {
-			if !strings.HasPrefix(a, "ecr:") || a == "ecr:GetAuthorizationToken" {
-				continue
-			}
-			if !slices.Equal(s.Resource, []string{"arn:aws:ecr:*:*:repository/deploydrill"}) {
-				t.Errorf("%s: %s on %v, want only the drill's repository", s.Sid, a, s.Resource)
+	for _, d := range documents(t) {
+		for _, s := range d.policy.Statement {
+			for _, a := range s.Action {
+				if !strings.HasPrefix(a, "ecr:") || a == "ecr:GetAuthorizationToken" {
+					continue
+				}
+				if !slices.Equal(s.Resource, []string{d.repository}) {
+					t.Errorf("%s: %s: %s on %v, want only %s", d.name, s.Sid, a, s.Resource, d.repository)
+				}
 			}
 		}
 	}

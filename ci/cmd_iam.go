@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/deploydrill/deploydrill/infra/awsconfig"
+	"github.com/deploydrill/deploydrill/infra/iam"
+)
+
+// iamCommand prints the policies of the role GitHub Actions assumes: `go run ./ci iam`.
+func iamCommand() command {
+	return command{
+		name:    "iam",
+		summary: "print the IAM trust and permissions policies of the role the drill runs as",
+		run:     runIAM,
+	}
+}
+
+const iamHelp = `Prints the two policies of the IAM role that GitHub Actions assumes through
+OIDC to run the drill on AWS (no stored keys), ready to paste into the console
+or to save one at a time with --trust or --permissions:
+
+  trust        only GitHub's OIDC provider in --account, only tokens for STS,
+               only --repo on --branch (default main) or in --environment,
+               matched exactly, never a wildcard
+  permissions  what the drill does and nothing else: EC2 calls that create
+               resources only with the tag deploydrill:created-by=deploydrill,
+               changes and deletes only on resources carrying it, ECR only on
+               --repository, all in --account and (when given) --region
+
+The subject is case-sensitive: spell --repo, --branch and --environment as
+GitHub does. Repositories created or renamed since 15 July 2026 (and older ones
+that opted in) carry numeric ids in the subject; pass --repo as GitHub reports it:
+  gh api repos/OWNER/REPO/actions/oidc/customization/sub --jq .sub_claim_prefix
+The README's "Run it on AWS" creates the OIDC provider and the role step by step.`
+
+func runIAM(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("iam", iamHelp, stderr)
+	var (
+		role        iam.Role
+		trustOnly   bool
+		permsOnly   bool
+		branchGiven bool
+	)
+	fs.StringVar(&role.Account, "account", envString("DRILL_AWS_ACCOUNT", ""), "12-digit AWS account id that owns the role, the OIDC provider and the drill's resources (required) (env DRILL_AWS_ACCOUNT)")
+	fs.StringVar(&role.Repo, "repo", envString("GITHUB_REPOSITORY", ""), "GitHub repository whose workflow may assume the role: OWNER/REPO, or OWNER@OWNER_ID/REPO@REPO_ID when its OIDC subject carries ids (required) (env GITHUB_REPOSITORY)")
+	fs.StringVar(&role.Branch, "branch", iam.DefaultBranch, "branch whose workflow runs may assume the role; refs/heads/ may be included")
+	fs.StringVar(&role.Environment, "environment", "", "instead of --branch: the GitHub environment the drill job declares (environment: NAME)")
+	fs.StringVar(&role.Region, "region", envString("DRILL_AWS_REGION", ""), "the only AWS region the role may act in (default: every region of the aws partition) (env DRILL_AWS_REGION)")
+	fs.StringVar(&role.Repository, "repository", envString("DRILL_REPOSITORY", iam.DefaultRepository), "the ECR repository the drill pushes to, as given to the drill's --repository (env DRILL_REPOSITORY)")
+	fs.BoolVar(&trustOnly, "trust", false, "print only the trust policy (e.g. > trust.json)")
+	fs.BoolVar(&permsOnly, "permissions", false, "print only the permissions policy (e.g. > permissions.json)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	fs.Visit(func(f *flag.Flag) { branchGiven = branchGiven || f.Name == "branch" })
+	if role.Environment != "" && !branchGiven {
+		role.Branch = "" // the token names the environment, not the branch
+	}
+	if role.Repository == "" {
+		role.Repository = iam.DefaultRepository
+	}
+	switch {
+	case role.Account == "":
+		return fmt.Errorf("iam: --account is required: the 12-digit id of the AWS account the drill runs in: %w", errUsage)
+	case role.Repo == "":
+		return fmt.Errorf("iam: --repo is required: the GitHub repository as OWNER/REPO: %w", errUsage)
+	}
+	if role.Region != "" {
+		if err := awsconfig.CheckRegion(role.Region, false); err != nil {
+			return fmt.Errorf("iam: --region: %w: %w", err, errUsage)
+		}
+	}
+	trust, err := role.Trust()
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, errUsage)
+	}
+	permissions, err := role.Permissions()
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, errUsage)
+	}
+
+	subject, _ := role.Subject()
+	region := role.Region
+	if region == "" {
+		region = "every region (pass --region to pin one)"
+	}
+	fmt.Fprintf(stderr, "iam: trust admits %s through %s\n", subject, role.OIDCProviderARN())
+	fmt.Fprintf(stderr, "iam: permissions in account %s, %s, ECR repository %s\n", role.Account, region, role.Repository)
+
+	switch {
+	case trustOnly && !permsOnly:
+		_, err = stdout.Write(trust)
+	case permsOnly && !trustOnly:
+		_, err = stdout.Write(permissions)
+	default:
+		_, err = fmt.Fprintf(stdout, "# trust policy: who may assume the role (aws iam create-role --assume-role-policy-document file://trust.json)\n%s\n"+
+			"# permissions policy: what the role may do (aws iam put-role-policy --policy-document file://permissions.json)\n%s",
+			trust, permissions)
+	}
+	return err
+}

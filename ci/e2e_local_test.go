@@ -221,7 +221,7 @@ func TestLocalDrillInterruptedDuringOutage(t *testing.T) {
 	if !strings.Contains(stderr.String(), "passed: teardown releases everything") {
 		t.Errorf("teardown did not complete:\n%s", stderr.String())
 	}
-	if pids := appProcesses(v); len(pids) > 0 {
+	if pids := testenv.AppProcesses(v); len(pids) > 0 {
 		t.Errorf("the app still runs after the interrupted drill: %v", pids)
 	}
 }
@@ -249,21 +249,4 @@ func (w *lineWatcher) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
-}
-
-// appProcesses finds live processes whose environment names the app version.
-func appProcesses(version string) []string {
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	var pids []string
-	for _, d := range dirs {
-		env, err := os.ReadFile(d + "/environ")
-		if err != nil || !bytes.Contains(env, []byte("APP_VERSION="+version+"\x00")) {
-			continue
-		}
-		if stat, err := os.ReadFile(d + "/stat"); err == nil && strings.Contains(string(stat), ") Z ") {
-			continue
-		}
-		pids = append(pids, filepath.Base(d))
-	}
-	return pids
 }

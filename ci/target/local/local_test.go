@@ -1,7 +1,6 @@
 package local_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -62,24 +61,6 @@ func uniqueVersion(t *testing.T) string {
 	return "lt" + hex.EncodeToString(b)
 }
 
-// appPIDs finds the app's processes on this machine by the version in their environment.
-func appPIDs(t *testing.T, version string) []string {
-	t.Helper()
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	var pids []string
-	for _, d := range dirs {
-		env, err := os.ReadFile(d + "/environ")
-		if err != nil || !bytes.Contains(env, []byte("APP_VERSION="+version+"\x00")) {
-			continue
-		}
-		if stat, err := os.ReadFile(d + "/stat"); err == nil && strings.Contains(string(stat), ") Z ") {
-			continue // a zombie has exited; its parent just has not reaped it yet
-		}
-		pids = append(pids, filepath.Base(d))
-	}
-	return pids
-}
-
 func freeAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -136,7 +117,7 @@ func TestOutageKillsTheProcessAndRollbackStartsANewOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHealthy(t, target.Endpoint(), v)
-	if pids := appPIDs(t, v); len(pids) == 0 {
+	if pids := testenv.AppProcesses(v); len(pids) == 0 {
 		t.Fatalf("no process of %s found while it answers", v)
 	}
 
@@ -146,7 +127,7 @@ func TestOutageKillsTheProcessAndRollbackStartsANewOne(t *testing.T) {
 	if _, err := healthVersion(target.Endpoint()); err == nil {
 		t.Error("the endpoint still answers after Stop")
 	}
-	if pids := appPIDs(t, v); len(pids) > 0 {
+	if pids := testenv.AppProcesses(v); len(pids) > 0 {
 		t.Errorf("the outage left %s's processes running: %v", v, pids)
 	}
 
@@ -154,13 +135,13 @@ func TestOutageKillsTheProcessAndRollbackStartsANewOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHealthy(t, target.Endpoint(), k)
-	if pids := appPIDs(t, k); len(pids) == 0 {
+	if pids := testenv.AppProcesses(k); len(pids) == 0 {
 		t.Error("the rollback did not start a new process")
 	}
 	if err := target.Teardown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if pids := appPIDs(t, k); len(pids) > 0 {
+	if pids := testenv.AppProcesses(k); len(pids) > 0 {
 		t.Errorf("teardown left %s's processes running: %v", k, pids)
 	}
 	if err := target.Teardown(ctx); err != nil {

@@ -1,0 +1,107 @@
+package awslab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deploydrill/deploydrill/internal/testenv/lab"
+)
+
+// Lab instances are named after their index ("awslab-12", netns ddlab-awslab-12), so the
+// instance a killed run left at an index is found and removed when the index is next used, and
+// every such leftover when a process first starts a lab (sweepStale).
+const namePrefix = "awslab-"
+
+func labName(index int) string { return namePrefix + strconv.Itoa(index) }
+
+// indexes are the lab indexes this process holds; other processes are kept apart by the lab
+// package itself (a live owner or an address in use makes Start refuse, and the next is tried).
+var indexes = struct {
+	sync.Mutex
+	used map[int]bool
+}{used: map[int]bool{}}
+
+func reserveIndex(i int) bool {
+	indexes.Lock()
+	defer indexes.Unlock()
+	if indexes.used[i] {
+		return false
+	}
+	indexes.used[i] = true
+	return true
+}
+
+func releaseIndex(i int) {
+	indexes.Lock()
+	defer indexes.Unlock()
+	delete(indexes.used, i)
+}
+
+// startLab starts a lab at the first free index from Options.FirstIndex.
+func (l *Lab) startLab(cfg lab.Config) (*lab.Instance, int, error) {
+	ctx, cancel := context.WithTimeout(l.ctx, 2*time.Minute)
+	defer cancel()
+	for i := l.opts.FirstIndex; i <= lab.MaxIndex; i++ {
+		if !reserveIndex(i) {
+			continue
+		}
+		cfg.Name, cfg.Index = labName(i), i
+		inst, err := lab.Start(ctx, cfg)
+		if err == nil {
+			return inst, i, nil
+		}
+		releaseIndex(i)
+		if !strings.Contains(err.Error(), "in use") { // another process's lab: try the next index
+			return nil, 0, err
+		}
+	}
+	return nil, 0, fmt.Errorf("no free lab index from %d to %d", l.opts.FirstIndex, lab.MaxIndex)
+}
+
+var sweepOnce sync.Once
+
+// sweepStaleOnce removes, once per process, the lab instances killed runs left behind (their
+// owner is dead); those of live processes are left alone. The lab package removes a stale lab
+// only on a Start of the same name, so this starts and closes one at each leftover name.
+func sweepStaleOnce(t testing.TB) {
+	sweepOnce.Do(func() {
+		paths, _ := filepath.Glob("/run/netns/ddlab-" + namePrefix + "*")
+		for _, p := range paths {
+			name := strings.TrimPrefix(filepath.Base(p), "ddlab-")
+			i, err := strconv.Atoi(strings.TrimPrefix(name, namePrefix))
+			if err != nil || i > lab.MaxIndex || !reserveIndex(i) {
+				continue
+			}
+			sweepStale(t, name, i)
+			releaseIndex(i)
+		}
+	})
+}
+
+func sweepStale(t testing.TB, name string, index int) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	inst, err := lab.Start(ctx, lab.Config{Name: name, Index: index})
+	if err != nil {
+		if !strings.Contains(err.Error(), "in use") {
+			t.Logf("awslab: remove stale lab %s: %v", name, err)
+		}
+		return
+	}
+	if err := inst.Close(ctx); err != nil {
+		t.Logf("awslab: remove stale lab %s: %v", name, err)
+		return
+	}
+	if _, err := os.Stat("/run/netns/ddlab-" + name); err == nil {
+		t.Logf("awslab: stale lab %s is still there after removal", name)
+		return
+	}
+	t.Logf("awslab: removed lab %s left by a killed run", name)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/deploydrill/deploydrill/ci/target/aws"
@@ -64,9 +63,6 @@ func (o *awsOptions) target(ctx context.Context, version string, keepVerified in
 	}
 	if spec.HTTPCIDR, err = awsconfig.ParseCIDR("http-cidr", o.httpCIDR); err != nil {
 		return nil, err
-	}
-	if spec.HTTPCIDR == (netip.Prefix{}) {
-		return nil, fmt.Errorf("--http-cidr is required")
 	}
 	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Region: o.region, Profile: o.profile})
 	if err != nil {

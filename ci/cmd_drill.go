@@ -90,11 +90,7 @@ type drillRun struct {
 func (r *drillRun) drill(target drill.Target, inventory drill.Inventory) stage {
 	return stage{"drill", func(ctx context.Context) error {
 		var err error
-		r.result, err = drill.Run(ctx, drill.Config{
-			Image: r.v, Windows: r.d.windows, Interval: r.d.interval, ProbeTimeout: r.d.probeTimeout,
-			ReadyTimeout: r.d.readyTimeout, AutoRollback: r.d.autoRollback, FailuresToRollback: r.d.failures,
-			RollbackTo: r.d.rollbackTo, TeardownTimeout: r.d.teardownLimit,
-		}, drill.Deps{
+		r.result, err = drill.Run(ctx, r.config(), drill.Deps{
 			Target:    target,
 			Prober:    probe.New(r.d.probeTimeout),
 			Inventory: inventory,
@@ -107,11 +103,23 @@ func (r *drillRun) drill(target drill.Target, inventory drill.Inventory) stage {
 	}}
 }
 
+func (r *drillRun) config() drill.Config {
+	return drill.Config{
+		Image: r.v, Windows: r.d.windows, Interval: r.d.interval, ProbeTimeout: r.d.probeTimeout,
+		ReadyTimeout: r.d.readyTimeout, AutoRollback: r.d.autoRollback, FailuresToRollback: r.d.failures,
+		RollbackTo: r.d.rollbackTo, TeardownTimeout: r.d.teardownLimit,
+	}
+}
+
 // leftovers is implemented by targets that can say what a failed teardown may have left.
 type leftovers interface{ Leftovers() string }
 
 // finish writes the report whenever the drill produced a result and decides the outcome.
 func (r *drillRun) finish(target drill.Target, err error) error {
+	if r.result == nil && err != nil {
+		// A stage before the drill failed: the report still says so (CI uploads it).
+		r.result = drill.Unstarted(target.Name(), r.config(), err, time.Now())
+	}
 	if r.result != nil && r.result.TeardownError != "" {
 		if l, ok := target.(leftovers); ok {
 			r.log.Printf("teardown", "may be left: %s", l.Leftovers())

@@ -45,7 +45,12 @@ func runAWSDrill(ctx context.Context, o *buildOptions, d *drillOptions, a *awsOp
 		}},
 		{"build+boot", func(ctx context.Context) error {
 			g, ctx := errgroup.WithContext(ctx)
-			g.Go(func() error { return runStages(ctx, j.log, []stage{{"boot", target.LaunchHost}}) })
+			g.Go(func() error {
+				return runStages(ctx, j.log, []stage{
+					{"boot", target.LaunchHost},
+					{"prepull", func(ctx context.Context) error { prepullRollback(ctx, j, d, target); return nil }},
+				})
+			})
 			g.Go(func() error {
 				return runStages(ctx, j.log, []stage{
 					{"build", j.build},
@@ -87,4 +92,30 @@ func publishECR(ctx context.Context, j *job, reg aws.Registry, inventory drill.I
 		return drill.Image{}, fmt.Errorf("%w (an immutable repository refuses a re-push of %s with different content: commit, or pass --version)", err, tag)
 	}
 	return drill.Image{Ref: ref, Tag: tag, Version: tag, Digest: digestOf(ref)}, nil
+}
+
+// prepullRollback pulls the image the drill will most likely roll back to while Dagger still
+// builds: V shares its base layers, so V's own pull is then mostly cached. Best effort: the
+// drill chooses and prepares K itself anyway.
+func prepullRollback(ctx context.Context, j *job, d *drillOptions, target *aws.Target) {
+	inventory := target.Inventory()
+	records, err := inventory.List(ctx)
+	if err != nil {
+		j.log.Printf("prepull", "skipped: %v", err)
+		return
+	}
+	choice, err := drill.ChooseRollback(drill.Image{Tag: j.source.Version}, records, d.rollbackTo)
+	if err != nil || choice.Kind == drill.RollbackRecreate {
+		j.log.Printf("prepull", "nothing to pull ahead")
+		return
+	}
+	k, err := inventory.Resolve(ctx, choice.Tag)
+	if err == nil {
+		err = target.Prepare(ctx, k)
+	}
+	if err != nil {
+		j.log.Printf("prepull", "skipped: %v", err)
+		return
+	}
+	j.log.Printf("prepull", "%s is on the host", k.Tag)
 }

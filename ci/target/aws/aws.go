@@ -312,7 +312,8 @@ func (t *Target) Leftovers() string {
 	if t.host != nil && t.host.InstanceID != "" {
 		what = fmt.Sprintf("instance %s, security group %s, key pair %s (run %s)", t.host.InstanceID, t.host.SecurityGroupID, t.host.KeyName, t.cfg.Run.ID)
 	}
-	return fmt.Sprintf("%s; the host powers itself off after %s; remove everything now with: go run ./ci sweep --run-id %s", what, t.cfg.Run.Lifetime, t.cfg.Run.ID)
+	return fmt.Sprintf("%s; the host powers itself off after %s; remove everything now with: go run ./ci sweep --run-id %s --region %s --repository %s",
+		what, t.cfg.Run.Lifetime, t.cfg.Run.ID, t.cfg.AWS.Region, t.cfg.Repository)
 }
 
 type logWriter struct{ logf func(string, ...any) }

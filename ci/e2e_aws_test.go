@@ -45,7 +45,7 @@ func newAWSDrill(t *testing.T, l *awslab.Lab, prefix string, extra ...string) *a
 	d.args = append(l.Args(),
 		"--base-image", testenv.BaseImage(t), "--cache-dir", t.TempDir(), "--report-dir", d.reportDir,
 		"--version", version, "--run-id", d.runID,
-		"--live", "2s", "--outage", "2s", "--recovery", "2s", "--interval", "100ms")
+		"--live", "2s", "--outage", "2s", "--recovery", "2s", "--interval", "250ms")
 	d.args = append(d.args, extra...) // a flag given twice: the last one wins
 	return d
 }

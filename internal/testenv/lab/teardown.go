@@ -26,7 +26,7 @@ func teardown(ctx context.Context, n names) error {
 		return err
 	}
 	var errs []error
-	errs = append(errs, removeCgroups(n.cgroup))
+	errs = append(errs, removeCgroupsWhenEmpty(ctx, n.cgroup))
 	// The host end first: deleting a namespace is asynchronous, and its veth lingers a moment
 	// after `ip netns del` returns (pitfall 6).
 	if _, err := run(ctx, "ip", "link", "del", n.vethHost); err != nil && !strings.Contains(err.Error(), "Cannot find device") {
@@ -137,6 +137,30 @@ func cgroupMounts() ([]string, error) {
 		}
 	}
 	return mounts, sc.Err()
+}
+
+// removeCgroupsWhenEmpty retries removeCgroups while a folder is busy: a killed container can
+// linger as a zombie in cgroup.procs until PID 1 reaps it, which here happens only every ~2 s
+// (pitfall 5), and rmdir answers EBUSY until then.
+func removeCgroupsWhenEmpty(ctx context.Context, parent string) error {
+	const limit = 15 * time.Second
+	deadline := time.Now().Add(limit)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := removeCgroups(parent)
+		if err == nil || !errors.Is(err, unix.EBUSY) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s waiting for reaped processes to leave the cgroups: %w", limit, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("removing cgroups: %w (last: %v)", ctx.Err(), err)
+		case <-tick.C:
+		}
+	}
 }
 
 // removeCgroups removes the folders docker made under the cgroup-parent in every hierarchy,

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"time"
 )
@@ -25,7 +26,10 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse parses args and refuses positional leftovers.
+// parse parses args and refuses positional leftovers. Then every flag not given on the command
+// line is set from the environment variable its usage names ("(env NAME)"), through the flag's
+// own parser: a malformed value such as DRILL_LIVE_WINDOW=5min is an error, never a silent
+// fall back to the default.
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -37,8 +41,27 @@ func parse(fs *flag.FlagSet, args []string) error {
 		fs.Usage()
 		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
 	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		m := envInUsage.FindStringSubmatch(f.Usage)
+		if m == nil || given[f.Name] {
+			return
+		}
+		if value, ok := os.LookupEnv(m[1]); ok && value != "" {
+			if err := fs.Set(f.Name, value); err != nil {
+				errs = append(errs, fmt.Errorf("env %s=%q (for --%s): %v", m[1], value, f.Name, err))
+			}
+		}
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", errors.Join(errs...), errUsage)
+	}
 	return nil
 }
+
+var envInUsage = regexp.MustCompile(`\(env ([A-Z][A-Z0-9_]*)\)`)
 
 func envString(name, fallback string) string {
 	if v := os.Getenv(name); v != "" {

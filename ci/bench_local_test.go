@@ -24,7 +24,7 @@ func BenchmarkLocalDrill(b *testing.B) {
 	args := func() []string {
 		return []string{
 			"--base-image", testenv.BaseImage(b), "--cache-dir", cache, "--report-dir", filepath.Join(b.TempDir(), "r"),
-			"--version", version, "--listen", freePortB(b),
+			"--version", version, "--listen", freePort(b),
 			"--live", "2s", "--outage", "2s", "--recovery", "2s", "--interval", "100ms",
 		}
 	}
@@ -65,5 +65,3 @@ func median(xs []float64) float64 {
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
-
-func freePortB(b *testing.B) string { return freePort(b) }

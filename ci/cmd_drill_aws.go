@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/deploydrill/deploydrill/ci/drill"
-	"github.com/deploydrill/deploydrill/ci/pipeline"
 	"github.com/deploydrill/deploydrill/ci/target/aws"
 )
 
@@ -80,18 +79,11 @@ func publishECR(ctx context.Context, j *job, reg aws.Registry, inventory drill.I
 		j.log.Printf("publish", "%s:%s is already in the repository (%s): reusing the immutable artifact", reg.Repository, tag, existing.Digest)
 		return existing, nil
 	}
-	ref, err := pipeline.Publish(ctx, j.image, pipeline.Registry{
-		Repository: reg.Repository,
-		Username:   reg.User,
-		Password:   j.client.SetSecret("ecr-password", reg.Password.Reveal()),
-	}, tag)
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return drill.Image{}, err
-		}
+	img, err := j.push(ctx, reg.Repository, reg.User, reg.Password.Reveal())
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return drill.Image{}, fmt.Errorf("%w (an immutable repository refuses a re-push of %s with different content: commit, or pass --version)", err, tag)
 	}
-	return drill.Image{Ref: ref, Tag: tag, Version: tag, Digest: digestOf(ref)}, nil
+	return img, err
 }
 
 // prepullRollback pulls the image the drill will most likely roll back to while Dagger still

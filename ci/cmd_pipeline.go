@@ -143,19 +143,25 @@ func (j *job) test(ctx context.Context) error {
 
 // publish pushes to the registry when one is given, else stores the image in the local store.
 func (j *job) publish(ctx context.Context, reg registryOptions) (drill.Image, error) {
-	tag := j.source.Version
 	if reg.repository != "" {
-		r := pipeline.Registry{Repository: reg.repository, Username: reg.username}
-		if pw := os.Getenv(registryPasswordEnv); pw != "" {
-			r.Password = j.client.SetSecret("registry-password", pw)
-		}
-		ref, err := pipeline.Publish(ctx, j.image, r, tag)
-		if err != nil {
-			return drill.Image{}, err
-		}
-		return drill.Image{Ref: ref, Tag: tag, Version: tag, Digest: digestOf(ref)}, nil
+		return j.push(ctx, reg.repository, reg.username, os.Getenv(registryPasswordEnv))
 	}
-	return j.publishLocal(ctx, j.image, tag)
+	return j.publishLocal(ctx, j.image, j.source.Version)
+}
+
+// push publishes the image to repository under its version tag; the password reaches the
+// engine only as a Dagger secret ("" for an anonymous registry).
+func (j *job) push(ctx context.Context, repository, user, password string) (drill.Image, error) {
+	tag := j.source.Version
+	r := pipeline.Registry{Repository: repository, Username: user}
+	if password != "" {
+		r.Password = j.client.SetSecret("registry-password", password)
+	}
+	ref, err := pipeline.Publish(ctx, j.image, r, tag)
+	if err != nil {
+		return drill.Image{}, err
+	}
+	return drill.Image{Ref: ref, Tag: tag, Version: tag, Digest: digestOf(ref)}, nil
 }
 
 func (j *job) publishLocal(ctx context.Context, img *dagger.Container, tag string) (drill.Image, error) {

@@ -130,10 +130,9 @@ func exitStatus(ctx context.Context, err error, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, errUsage) || errors.Is(err, flagHelp):
-		if errors.Is(err, flagHelp) {
-			return 0
-		}
+	case errors.Is(err, flagHelp):
+		return 0
+	case errors.Is(err, errUsage):
 		fmt.Fprintln(stderr, "error:", err)
 		return 2
 	case errors.Is(context.Cause(ctx), errInterrupted):

@@ -38,12 +38,3 @@ func Publish(ctx context.Context, img *dagger.Container, reg Registry, tag strin
 	}
 	return reg.Repository + "@" + digest, nil
 }
-
-// Export writes img as an OCI archive at path (on the machine running this program) and
-// returns the image's manifest digest.
-func Export(ctx context.Context, img *dagger.Container, path string) (string, error) {
-	if _, err := img.Export(ctx, path); err != nil {
-		return "", fmt.Errorf("export image to %s: %w", path, err)
-	}
-	return "", nil
-}

@@ -16,9 +16,9 @@ type Poll struct {
 	Initial, Max, Timeout time.Duration
 }
 
-// run calls try until it reports done, ctx ends or the deadline passes. try returns done=true
+// Run calls try until it reports done, ctx ends or the deadline passes. try returns done=true
 // with an error for failures that retrying cannot fix. what names the wait in errors.
-func (p Poll) run(ctx context.Context, what string, try func(context.Context) (done bool, err error)) error {
+func (p Poll) Run(ctx context.Context, what string, try func(context.Context) (done bool, err error)) error {
 	deadline, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
 	wait := p.Initial

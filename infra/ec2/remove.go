@@ -35,7 +35,7 @@ func (h *Hosts) RecoverInstance(ctx context.Context, host *Host) error {
 // Terminate terminates one instance. EC2 may not know a brand-new id yet, so NotFound is
 // retried until Timing.Visibility runs out: an id this tool was handed exists.
 func (h *Hosts) Terminate(ctx context.Context, id string) error {
-	err := h.timing.Visibility.run(ctx, "instance "+id+" to become visible", func(ctx context.Context) (bool, error) {
+	err := h.timing.Visibility.Run(ctx, "instance "+id+" to become visible", func(ctx context.Context) (bool, error) {
 		_, err := h.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
 		if errorCode(err) == "InvalidInstanceID.NotFound" {
 			return false, err
@@ -67,7 +67,7 @@ func (h *Hosts) WaitTerminated(ctx context.Context, ids []string) error {
 // DeleteSecurityGroup deletes a group, retrying DependencyViolation (AWS releases the network
 // interfaces of a terminated instance late) with backoff until Timing.GroupDelete runs out.
 func (h *Hosts) DeleteSecurityGroup(ctx context.Context, id string) error {
-	err := h.timing.GroupDelete.run(ctx, "security group "+id+" to be released", func(ctx context.Context) (bool, error) {
+	err := h.timing.GroupDelete.Run(ctx, "security group "+id+" to be released", func(ctx context.Context) (bool, error) {
 		_, err := h.api.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
 		switch errorCode(err) {
 		case "DependencyViolation":

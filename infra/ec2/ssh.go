@@ -32,7 +32,7 @@ func PinnedHostKey(want ssh.PublicKey) ssh.HostKeyCallback {
 // retried with backoff until poll's deadline; a host key mismatch is returned at once.
 func DialSSH(ctx context.Context, addr string, cfg *ssh.ClientConfig, poll Poll) (*ssh.Client, error) {
 	var client *ssh.Client
-	err := poll.run(ctx, "ssh on "+addr, func(ctx context.Context) (bool, error) {
+	err := poll.Run(ctx, "ssh on "+addr, func(ctx context.Context) (bool, error) {
 		c, err := dialOnce(ctx, addr, cfg)
 		if err == nil {
 			client = c

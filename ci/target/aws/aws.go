@@ -158,32 +158,21 @@ func (t *Target) LaunchHost(ctx context.Context) error {
 // uses a new SSH connection: the user joins the docker group while cloud-init runs, and a
 // connection made before that never gets the group.
 func (t *Target) awaitDocker(ctx context.Context, host *ec2.Host) (*remote.Runner, error) {
-	deadline := time.Now().Add(t.cfg.DockerReady)
-	wait := time.Second
-	var last error
-	for attempt := 1; ; attempt++ {
+	var ready *remote.Runner
+	poll := ec2.Poll{Initial: time.Second, Max: 10 * time.Second, Timeout: t.cfg.DockerReady}
+	err := poll.Run(ctx, "docker on "+host.String(), func(ctx context.Context) (bool, error) {
 		runner, err := t.dial(ctx, host)
 		if err != nil {
-			return nil, err // Dial already retried; a host key mismatch is never retried
+			return true, err // Dial already retried; a host key mismatch is never retried
 		}
-		_, err = runner.Run(ctx, remote.ServerVersion(), remote.WithTimeout(t.cfg.CommandTimeout))
-		if err == nil {
-			return runner, nil
+		if _, err := runner.Run(ctx, remote.ServerVersion(), remote.WithTimeout(t.cfg.CommandTimeout)); err != nil {
+			runner.Close()
+			return false, err
 		}
-		runner.Close()
-		last = err
-		if time.Now().Add(wait).After(deadline) {
-			return nil, fmt.Errorf("timed out after %s waiting for docker on %s (%d attempts): %w", t.cfg.DockerReady, host, attempt, last)
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, fmt.Errorf("waiting for docker on %s: %w (last: %v)", host, context.Cause(ctx), last)
-		case <-timer.C:
-		}
-		wait = min(2*wait, 10*time.Second)
-	}
+		ready = runner
+		return true, nil
+	})
+	return ready, err
 }
 
 func (t *Target) dial(ctx context.Context, host *ec2.Host) (*remote.Runner, error) {

@@ -153,7 +153,7 @@ func runLocalDrill(ctx context.Context, o *buildOptions, d *drillOptions, stdout
 	if err != nil {
 		return err
 	}
-	target, err := local.New(local.Config{Images: store, Listen: d.listen, TempDir: o.cacheDir})
+	target, err := local.New(local.Config{Images: store, Listen: d.listen, TempDir: o.cacheDir, LogOut: j.engineLog})
 	if err != nil {
 		return err
 	}

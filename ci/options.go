@@ -69,12 +69,14 @@ func (o *buildOptions) store() (*localstore.Store, error) {
 
 // job is the state the pipeline's stages hand each other.
 type job struct {
-	opts    *buildOptions
-	log     *progress
-	client  *dagger.Client
-	source  pipeline.Source
-	image   *dagger.Container
-	cleanup []func()
+	opts   *buildOptions
+	log    *progress
+	client *dagger.Client
+	source pipeline.Source
+	image  *dagger.Container
+	// engineLog receives the engine's progress with --verbose; nil discards it.
+	engineLog io.Writer
+	cleanup   []func()
 }
 
 // newJob connects to Dagger and resolves the version and base image: everything the lazy
@@ -100,11 +102,10 @@ func newJob(ctx context.Context, o *buildOptions, stderr io.Writer) (*job, error
 			return nil, err
 		}
 	}
-	var engineLog io.Writer
 	if o.verbose {
-		engineLog = stderr
+		j.engineLog = stderr
 	}
-	if j.client, err = pipeline.Connect(ctx, engineLog); err != nil {
+	if j.client, err = pipeline.Connect(ctx, j.engineLog); err != nil {
 		j.close()
 		return nil, err
 	}

@@ -218,15 +218,6 @@ func (s *Store) Resolve(_ context.Context, tag string) (drill.Image, error) {
 	return s.image(tag, d.Digest), nil
 }
 
-// Image returns the stored image with the given digest.
-func (s *Store) Image(digest string) (v1.Image, error) {
-	h, err := v1.NewHash(digest)
-	if err != nil {
-		return nil, err
-	}
-	return s.path.Image(h)
-}
-
 // Prune deletes every image that is not among keep (tags) or the newest keepVerified verified
 // images, then removes blobs nothing refers to. It returns the tags removed.
 func (s *Store) Prune(ctx context.Context, keep []string, keepVerified int) ([]string, error) {

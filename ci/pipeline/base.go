@@ -98,14 +98,14 @@ func (b Base) Materialize(dir string) (Base, error) {
 		return Base{}, fmt.Errorf("materialize base %s: %w", b.Ref, err)
 	}
 	defer f.Close()
-	if err := TarLayout(b.Ref, f); err != nil {
+	if err := tarLayout(b.Ref, f); err != nil {
 		return Base{}, err
 	}
 	return Base{Kind: BaseArchive, Ref: f.Name()}, f.Close()
 }
 
-// TarLayout writes an OCI layout directory as an OCI archive into dst, for Container.Import.
-func TarLayout(layoutDir string, dst io.Writer) error {
+// tarLayout writes an OCI layout directory as an OCI archive into dst, for Container.Import.
+func tarLayout(layoutDir string, dst io.Writer) error {
 	tw := tar.NewWriter(dst)
 	err := filepath.WalkDir(layoutDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {

@@ -25,15 +25,11 @@ type Archiver interface {
 	WriteArchive(tag string, w io.Writer) error
 }
 
-// Connector opens a Dagger session of its own (pipeline.ConnectPrivate).
-type Connector func(ctx context.Context, logOut io.Writer) (*dagger.Client, error)
-
 // Config says where versions come from and where the app is reachable.
 type Config struct {
 	Images  Archiver
 	Listen  string    // host address of the tunnel, e.g. 127.0.0.1:8080
 	TempDir string    // parent of this target's own directory for image archives ("" = os.TempDir)
-	Connect Connector // nil: pipeline.ConnectPrivate
 	LogOut  io.Writer // the engine's progress; nil discards
 }
 
@@ -70,9 +66,6 @@ func New(cfg Config) (*Target, error) {
 	}
 	if host != "127.0.0.1" && host != "localhost" {
 		return nil, fmt.Errorf("local target: listen address %q: the tunnel serves loopback only (127.0.0.1)", cfg.Listen)
-	}
-	if cfg.Connect == nil {
-		cfg.Connect = pipeline.ConnectPrivate
 	}
 	dir, err := os.MkdirTemp(cfg.TempDir, "deploydrill-local-")
 	if err != nil {
@@ -113,7 +106,7 @@ func (t *Target) load(ctx context.Context, img drill.Image) (*deployment, error)
 	// The session lives until Stop or Teardown closes it (or this process dies: the session
 	// child exits when its stdin closes), not until the caller's ctx ends: a prepared session
 	// must outlive Prepare's context.
-	client, err := t.cfg.Connect(context.WithoutCancel(ctx), t.cfg.LogOut)
+	client, err := pipeline.ConnectPrivate(context.WithoutCancel(ctx), t.cfg.LogOut)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/deploydrill/deploydrill/infra/teardown"
 )
 
 // command is one subcommand. run parses its own flags from args.
@@ -119,11 +121,10 @@ type teardownKey struct{}
 // teardownContext is a fresh context for teardown: it survives the run's cancellation, ends at
 // its own deadline, and ends early only on a second interrupt.
 func teardownContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
-	parent, ok := ctx.Value(teardownKey{}).(context.Context)
-	if !ok {
-		parent = context.WithoutCancel(ctx)
+	if parent, ok := ctx.Value(teardownKey{}).(context.Context); ok {
+		return context.WithTimeout(parent, timeout)
 	}
-	return context.WithTimeout(parent, timeout)
+	return teardown.FreshContext(ctx, timeout)
 }
 
 func exitStatus(ctx context.Context, err error, stderr io.Writer) int {

@@ -1,8 +1,6 @@
 package ec2_test
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,9 +9,8 @@ import (
 	"go.yaml.in/yaml/v4"
 
 	"github.com/deploydrill/deploydrill/infra/ec2"
+	"github.com/deploydrill/deploydrill/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // Fixture keys from the seeds 0x01.. (host) and 0x02.. (client): rendering is pure, so the
 // golden files are stable. Never use them for anything else.
@@ -59,7 +56,7 @@ func TestUserDataRendersCloudConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.golden, got)
+			golden.Check(t, filepath.Join("testdata", tt.golden), got)
 
 			var doc map[string]any
 			if err := yaml.Unmarshal(got, &doc); err != nil {
@@ -97,22 +94,5 @@ func TestUserDataRefusesWhatCannotBoot(t *testing.T) {
 				t.Error("rendered anyway")
 			}
 		})
-	}
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs (run with -update if intended):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }

@@ -3,7 +3,6 @@ package iam_test
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,28 +11,10 @@ import (
 
 	"github.com/deploydrill/deploydrill/infra/iam"
 	"github.com/deploydrill/deploydrill/infra/ssm"
+	"github.com/deploydrill/deploydrill/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-
 const account = "123456789012"
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
 
 func TestTrustPolicy(t *testing.T) {
 	tests := []struct {
@@ -51,7 +32,7 @@ func TestTrustPolicy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.golden, doc)
+			golden.Check(t, filepath.Join("testdata", tt.golden), doc)
 		})
 	}
 }
@@ -71,7 +52,7 @@ func TestPermissionsPolicy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.golden, doc)
+			golden.Check(t, filepath.Join("testdata", tt.golden), doc)
 		})
 	}
 }

@@ -1,11 +1,12 @@
 package remote
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deploydrill/deploydrill/internal/golden"
 )
 
 const testDigest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -49,19 +50,7 @@ func TestCommandsGolden(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
 			got := strings.Join(tt.cmd.Lines(), "\n") + "\n"
-			path := filepath.Join("testdata", tt.golden+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("%s changed:\ngot:\n%swant:\n%s", path, got, want)
-			}
+			golden.Check(t, filepath.Join("testdata", tt.golden+".golden"), []byte(got))
 		})
 	}
 }

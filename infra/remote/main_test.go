@@ -2,12 +2,9 @@ package remote
 
 import (
 	"encoding/json"
-	"flag"
 	"os"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 // argvPrinterEnv turns the test binary into a program that prints its own argv as JSON: the
 // quoting tests run a quoted line through a real shell and compare what arrives.

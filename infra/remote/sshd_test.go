@@ -2,10 +2,6 @@ package remote
 
 import (
 	"bufio"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/deploydrill/deploydrill/internal/testenv"
 )
 
 // testSSHD is Debian's real sshd on 127.0.0.1, configured by the test in a temp dir.
@@ -47,24 +45,10 @@ func newTestSSHD(t testing.TB) *testSSHD {
 	if err := os.WriteFile(filepath.Join(s.dir, "authorized_keys"), authorized, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	host, port, _ := net.SplitHostPort(s.Addr)
 	// HOME in the temp dir: bash run by sshd sources ~/.bashrc, and a developer's (pyenv init here)
 	// can add 150 ms to every session, which would make these tests slow and timing-sensitive.
-	config := fmt.Sprintf(`ListenAddress %s
-Port %s
-HostKey %s
-AuthorizedKeysFile %s
-AllowUsers %s
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PidFile none
-LogLevel INFO
-SetEnv HOME=%s
-`, host, port, filepath.Join(s.dir, "host_ed25519"), filepath.Join(s.dir, "authorized_keys"), s.User, s.dir)
+	config := testenv.SSHDConfig(s.Addr, filepath.Join(s.dir, "host_ed25519"), filepath.Join(s.dir, "authorized_keys"), s.User,
+		"HOME="+s.dir)
 	if err := os.WriteFile(filepath.Join(s.dir, "sshd_config"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -143,29 +127,18 @@ func sshdPath(t testing.TB) string {
 
 func newSigner(t testing.TB) ssh.Signer {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys.Store(s, priv)
+	s, keyPEM := testenv.SSHKey(t)
+	keys.Store(s, keyPEM)
 	return s
 }
 
-// keys maps each test signer to its private key, so writeSigner can store it as sshd expects.
+// keys maps each test signer to its private key file, so writeSigner can store it for sshd.
 var keys sync.Map
 
 func writeSigner(t testing.TB, path string, s ssh.Signer) {
 	t.Helper()
-	priv, _ := keys.Load(s)
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+	keyPEM, _ := keys.Load(s)
+	if err := os.WriteFile(path, keyPEM.([]byte), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -2,8 +2,6 @@ package awsdouble_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -17,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/deploydrill/deploydrill/internal/awsdouble"
+	"github.com/deploydrill/deploydrill/internal/testenv"
 )
 
 func start(t *testing.T, o awsdouble.Options) *awsdouble.Double {
@@ -36,15 +35,8 @@ func errorCode(err error) string {
 
 func publicKey(t *testing.T) []byte {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ssh.MarshalAuthorizedKey(sp)
+	s, _ := testenv.SSHKey(t)
+	return ssh.MarshalAuthorizedKey(s.PublicKey())
 }
 
 // launch creates a key pair, a group and one instance the way the tool does.

@@ -1,30 +1,104 @@
 package testenv
 
 import (
+	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	"golang.org/x/sys/unix"
 )
 
-// Registry is an OCI registry (go-containerregistry's) behind basic auth, listening on a
-// loopback port inside the engine's network namespace (where the engine pushes and pulls
-// without any insecure-registry config) and on the host's loopback (where tests inspect it).
+// Registry is one in-memory OCI registry (go-containerregistry's pkg/registry) behind HTTP basic
+// auth (none when User is ""), served on any number of listeners until Close: they share one
+// store, so what is pushed through one listener is pulled through another.
 type Registry struct {
+	User     string
+	Password string
+	store    http.Handler
+
+	mu      sync.Mutex
+	servers map[net.Listener]*http.Server
+	wg      sync.WaitGroup
+}
+
+// NewRegistry makes an empty registry that serves nothing until given a listener.
+func NewRegistry(user, password string) *Registry {
+	return &Registry{
+		User:     user,
+		Password: password,
+		store:    registry.New(registry.Logger(nullLogger())),
+		servers:  map[net.Listener]*http.Server{},
+	}
+}
+
+// Store is the registry's content without auth, for handlers that put rules of their own in
+// front of it (awslab's ECR rules) and are then served with ServeHandler.
+func (r *Registry) Store() http.Handler { return r.store }
+
+// Serve serves the registry on l until Stop(l) or Close.
+func (r *Registry) Serve(l net.Listener) { r.ServeHandler(l, r.store) }
+
+// ServeHandler serves h, behind the registry's basic auth, on l until Stop(l) or Close.
+func (r *Registry) ServeHandler(l net.Listener, h http.Handler) {
+	if r.User != "" {
+		h = BasicAuth(h, r.User, r.Password)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	r.mu.Lock()
+	r.servers[l] = srv
+	r.mu.Unlock()
+	r.wg.Go(func() { _ = srv.Serve(l) })
+}
+
+// Stop closes one listener and its connections at once (e.g. a lab instance going away).
+func (r *Registry) Stop(l net.Listener) {
+	r.mu.Lock()
+	srv := r.servers[l]
+	delete(r.servers, l)
+	r.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+}
+
+// Close stops every listener, letting requests in flight finish until ctx is done (then cutting
+// them off), and drops the registry's contents.
+func (r *Registry) Close(ctx context.Context) error {
+	r.mu.Lock()
+	servers := r.servers
+	r.servers = map[net.Listener]*http.Server{}
+	r.mu.Unlock()
+	var errs []error
+	for l, srv := range servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("registry %s: close: %w", l.Addr(), err))
+			_ = srv.Close()
+		}
+	}
+	r.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// EngineRegistry is a Registry listening on a loopback port inside the engine's network
+// namespace (where the engine pushes and pulls without any insecure-registry config) and on the
+// host's loopback (where tests inspect it).
+type EngineRegistry struct {
+	*Registry
 	EngineHost string // host:port as the engine sees it
 	HostAddr   string // host:port on this machine's loopback
-	User       string
-	Password   string
 }
 
 // StartRegistry starts a registry that lives as long as the test; an empty user means no auth.
-func StartRegistry(t testing.TB, user, password string) *Registry {
+func StartRegistry(t testing.TB, user, password string) *EngineRegistry {
 	t.Helper()
 	inEngine, err := ListenInNetns(fmt.Sprintf("/proc/%d/ns/net", EnginePID(t)), "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -32,18 +106,19 @@ func StartRegistry(t testing.TB, user, password string) *Registry {
 	}
 	onHost, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		inEngine.Close()
 		t.Fatal(err)
 	}
-	var handler http.Handler = registry.New(registry.Logger(nullLogger()))
-	if user != "" {
-		handler = BasicAuth(handler, user, password)
-	}
-	for _, ln := range []net.Listener{inEngine, onHost} {
-		srv := &http.Server{Handler: handler}
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
-	}
-	return &Registry{EngineHost: inEngine.Addr().String(), HostAddr: onHost.Addr().String(), User: user, Password: password}
+	reg := NewRegistry(user, password)
+	reg.Serve(inEngine)
+	reg.Serve(onHost)
+	t.Cleanup(func() {
+		// A fresh, already-cancelled context: the test is over, nothing in flight needs finishing.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = reg.Close(ctx)
+	})
+	return &EngineRegistry{Registry: reg, EngineHost: inEngine.Addr().String(), HostAddr: onHost.Addr().String()}
 }
 
 // BasicAuth guards a registry the way ECR's registry endpoint does: basic auth or 401.

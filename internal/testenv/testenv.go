@@ -4,6 +4,10 @@
 package testenv
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,7 +15,61 @@ import (
 	"testing"
 
 	"dagger.io/dagger"
+	"golang.org/x/crypto/ssh"
 )
+
+// NewSSHKey makes a fresh ed25519 key pair: its signer, and its private key as the OpenSSH PEM
+// file that sshd's HostKey (or ssh -i) reads.
+func NewSSHKey() (ssh.Signer, []byte, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	return signer, pem.EncodeToMemory(block), nil
+}
+
+// SSHKey is NewSSHKey failing the test on error.
+func SSHKey(t testing.TB) (ssh.Signer, []byte) {
+	t.Helper()
+	signer, keyPEM, err := NewSSHKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer, keyPEM
+}
+
+// SSHDConfig is the sshd_config of an sshd a test runs itself (sshd -D -e -f): listening on
+// listen (host:port), key-only login for user alone, no PAM, no pid file, log on stderr, and env
+// (NAME=value) set in every session.
+func SSHDConfig(listen, hostKeyFile, authorizedKeysFile, user string, env ...string) string {
+	config := fmt.Sprintf(`ListenAddress %s
+HostKey %s
+AuthorizedKeysFile %s
+AllowUsers %s
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PrintMotd no
+PrintLastLog no
+PidFile none
+LogLevel INFO
+`, listen, hostKeyFile, authorizedKeysFile, user)
+	if len(env) > 0 {
+		config += "SetEnv " + strings.Join(env, " ") + "\n"
+	}
+	return config
+}
 
 // Require fails the test in CI (CI=true) and skips it elsewhere, saying how to get what is missing.
 func Require(t testing.TB, what, how string) {

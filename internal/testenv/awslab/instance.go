@@ -3,9 +3,6 @@ package awslab
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/deploydrill/deploydrill/internal/testenv"
 	"github.com/deploydrill/deploydrill/internal/testenv/lab"
 )
 
@@ -75,7 +73,7 @@ func (l *Lab) boot(id string, userData []byte) (string, error) {
 	}
 	hostKey := bc.hostKeyPEM
 	if l.opts.WrongHostKey {
-		if hostKey, err = newHostKeyPEM(); err != nil {
+		if _, hostKey, err = testenv.NewSSHKey(); err != nil {
 			return "", err
 		}
 	}
@@ -183,7 +181,7 @@ func (in *Instance) shutdown(ctx context.Context) error {
 		return nil
 	}
 	if in.registryLn != nil {
-		in.lab.registry.stop(in.registryLn)
+		in.lab.registry.Stop(in.registryLn)
 	}
 	in.closedLogs = in.Lab.Logs()
 	if err := in.Lab.Close(ctx); err != nil {
@@ -244,18 +242,6 @@ func (l *Lab) afterOp(op string, _ *http.Request) {
 			l.logf("instance %s terminated: lab %s removed in %s", in.ID, in.Name, time.Since(start).Round(time.Millisecond))
 		}()
 	}
-}
-
-func newHostKeyPEM() ([]byte, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "awslab impostor")
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(block), nil
 }
 
 // iptables runs iptables inside the instance's network namespace (its rules stay there).

@@ -7,18 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/smithy-go"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/deploydrill/deploydrill/internal/awsdouble"
 	"github.com/deploydrill/deploydrill/internal/testenv"
@@ -30,17 +27,12 @@ import (
 // only in a repository the double has and is recorded there (so DescribeImages lists it and
 // immutable tags hold), and a manifest is served only while the double still holds it.
 type registry struct {
-	store     http.Handler
-	password  string
+	*testenv.Registry
 	failPulls bool
 	port      int
 	double    *awsdouble.Double
 	account   string
-
-	mu      sync.Mutex
-	pending []net.Listener // opened before the double existed; served by attach
-	servers map[net.Listener]*http.Server
-	wg      sync.WaitGroup
+	pending   []net.Listener // opened before the double existed; served by attach
 }
 
 // newRegistry listens on the host's loopback and, unless engineNetns is "", at the same port
@@ -54,11 +46,9 @@ func newRegistry(engineNetns, password string, failPulls bool) (*registry, error
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	r := &registry{
-		store:     ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))),
-		password:  password,
+		Registry:  testenv.NewRegistry("AWS", password),
 		failPulls: failPulls,
 		port:      onHost.Addr().(*net.TCPAddr).Port,
-		servers:   map[net.Listener]*http.Server{},
 	}
 	r.pending = append(r.pending, onHost)
 	if inEngine != nil {
@@ -71,7 +61,7 @@ func newRegistry(engineNetns, password string, failPulls bool) (*registry, error
 func (r *registry) attach(d *awsdouble.Double, account string) {
 	r.double, r.account = d, account
 	for _, ln := range r.pending {
-		r.serve(ln, false)
+		r.ServeHandler(ln, http.HandlerFunc(r.ecr))
 	}
 	r.pending = nil
 }
@@ -85,58 +75,27 @@ func (r *registry) serveInNetns(netns string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry in %s: %w", netns, err)
 	}
-	r.serve(ln, true)
+	var h http.Handler = http.HandlerFunc(r.ecr)
+	if r.failPulls {
+		h = refuseManifests(h)
+	}
+	r.ServeHandler(ln, h)
 	return ln, nil
 }
 
-func (r *registry) serve(ln net.Listener, instance bool) {
-	var h http.Handler = http.HandlerFunc(r.ecr)
-	if instance && r.failPulls {
-		h = refuseManifests(h)
-	}
-	srv := &http.Server{Handler: testenv.BasicAuth(h, "AWS", r.password), ReadHeaderTimeout: 10 * time.Second}
-	r.mu.Lock()
-	r.servers[ln] = srv
-	r.mu.Unlock()
-	r.wg.Go(func() { _ = srv.Serve(ln) })
-}
-
-// stop closes one listener and its connections (an instance going away).
-func (r *registry) stop(ln net.Listener) {
-	r.mu.Lock()
-	srv := r.servers[ln]
-	delete(r.servers, ln)
-	r.mu.Unlock()
-	if srv != nil {
-		_ = srv.Close()
-	}
-}
-
 func (r *registry) close(ctx context.Context) error {
-	r.mu.Lock()
-	servers := r.servers
-	r.servers = map[net.Listener]*http.Server{}
 	for _, ln := range r.pending {
 		ln.Close()
 	}
 	r.pending = nil
-	r.mu.Unlock()
-	var errs []error
-	for _, srv := range servers {
-		if err := srv.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("registry: %w", err))
-			_ = srv.Close()
-		}
-	}
-	r.wg.Wait()
-	return errors.Join(errs...)
+	return r.Close(ctx)
 }
 
 // ecr applies ECR's rules in front of the store.
 func (r *registry) ecr(w http.ResponseWriter, req *http.Request) {
 	repo, kind, ref := splitPath(req.URL.Path)
 	if repo == "" { // /v2/, /v2/_catalog
-		r.store.ServeHTTP(w, req)
+		r.Store().ServeHTTP(w, req)
 		return
 	}
 	snap, ok := r.double.Repository(repo)
@@ -146,7 +105,7 @@ func (r *registry) ecr(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if kind != "manifests" {
-		r.store.ServeHTTP(w, req)
+		r.Store().ServeHTTP(w, req)
 		return
 	}
 	switch req.Method {
@@ -159,11 +118,11 @@ func (r *registry) ecr(w http.ResponseWriter, req *http.Request) {
 		// By digest, so a tag means what the double says (verified-<tag> marks are put there).
 		req = req.Clone(req.Context())
 		req.URL.Path = "/v2/" + repo + "/manifests/" + digest
-		r.store.ServeHTTP(w, req)
+		r.Store().ServeHTTP(w, req)
 	case http.MethodPut:
 		r.putManifest(w, req, repo, ref)
 	default:
-		r.store.ServeHTTP(w, req)
+		r.Store().ServeHTTP(w, req)
 	}
 }
 
@@ -178,7 +137,7 @@ func (r *registry) putManifest(w http.ResponseWriter, req *http.Request, repo, r
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	rec := httptest.NewRecorder()
-	r.store.ServeHTTP(rec, req)
+	r.Store().ServeHTTP(rec, req)
 	if rec.Code/100 == 2 {
 		tag := ref
 		if strings.HasPrefix(ref, "sha256:") {

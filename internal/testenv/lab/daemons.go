@@ -3,10 +3,7 @@ package lab
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/deploydrill/deploydrill/internal/testenv"
 )
 
 // mountScript runs as root in the lab's new mount namespace (private propagation) and execs dockerd.
@@ -85,15 +84,10 @@ func (inst *Instance) writeSSHDFiles() error {
 	n, cfg := inst.names, inst.cfg
 	keyPEM := cfg.HostKeyPEM
 	if len(keyPEM) == 0 {
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
+		var err error
+		if _, keyPEM, err = testenv.NewSSHKey(); err != nil {
 			return err
 		}
-		block, err := ssh.MarshalPrivateKey(priv, "")
-		if err != nil {
-			return err
-		}
-		keyPEM = pem.EncodeToMemory(block)
 	}
 	signer, err := ssh.ParsePrivateKey(keyPEM)
 	if err != nil {
@@ -114,23 +108,8 @@ func (inst *Instance) writeSSHDFiles() error {
 	}
 	// SetEnv points plain `docker ...` in a session at the lab's daemon and the user's own config
 	// dir, so nothing reads or writes the host's /root/.docker.
-	config := fmt.Sprintf(`ListenAddress %s:22
-HostKey %s
-AuthorizedKeysFile %s
-AllowUsers %s
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PrintMotd no
-PrintLastLog no
-PidFile none
-LogLevel INFO
-SetEnv DOCKER_HOST=%s DOCKER_CONFIG=%s
-`, instanceIP(cfg.Index), filepath.Join(dir, "host_key"), filepath.Join(dir, "authorized_keys"), cfg.User,
-		inst.DockerHost(), n.dockerConfig(cfg.User))
+	config := testenv.SSHDConfig(instanceIP(cfg.Index)+":22", filepath.Join(dir, "host_key"), filepath.Join(dir, "authorized_keys"), cfg.User,
+		"DOCKER_HOST="+inst.DockerHost(), "DOCKER_CONFIG="+n.dockerConfig(cfg.User))
 	return os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(config), 0o644)
 }
 

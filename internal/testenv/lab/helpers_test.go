@@ -3,11 +3,8 @@ package lab
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +25,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/deploydrill/deploydrill/infra/remote"
+	"github.com/deploydrill/deploydrill/internal/testenv"
 	"github.com/deploydrill/deploydrill/internal/testenv/testimage"
 )
 
@@ -140,32 +138,14 @@ func closeLab(t *testing.T, inst *Instance) {
 
 func newClientKey(t testing.TB) (ssh.Signer, []byte) {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := testenv.SSHKey(t)
 	return s, ssh.MarshalAuthorizedKey(s.PublicKey())
 }
 
 func newHostKey(t *testing.T) ([]byte, ssh.PublicKey) {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(block), sshPub
+	s, keyPEM := testenv.SSHKey(t)
+	return keyPEM, s.PublicKey()
 }
 
 func pushTestImage(t *testing.T, registryHost, version, token string) remote.ImageRef {

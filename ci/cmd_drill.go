@@ -3,49 +3,49 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"slices"
 	"time"
 
 	"github.com/deploydrill/deploydrill/ci/drill"
+	"github.com/deploydrill/deploydrill/ci/environment"
+	"github.com/deploydrill/deploydrill/ci/gitrev"
 	"github.com/deploydrill/deploydrill/ci/probe"
-	"github.com/deploydrill/deploydrill/ci/target/local"
+	"github.com/deploydrill/deploydrill/ci/report"
+	"github.com/deploydrill/deploydrill/internal/retention"
 )
 
-// drillOptions are the drill's own flags, beyond the pipeline's.
+// drillOptions are the drill's own flags, beyond the pipeline's and the targets'.
 type drillOptions struct {
 	target        string
 	listen        string
-	windows       drill.Windows
-	interval      time.Duration
-	probeTimeout  time.Duration
-	readyTimeout  time.Duration
-	autoRollback  bool
-	failures      int
-	rollbackTo    string
+	cfg           drill.Config // the drill's settings, normalized once by the validate stage
 	reportDir     string
 	keepVerified  int
 	timeout       time.Duration
 	teardownLimit time.Duration
 }
 
-func (o *drillOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.target, "target", envString("DRILL_TARGET", "local"), "where to drill: local (Dagger, needs nothing else) or aws (env DRILL_TARGET)")
-	fs.StringVar(&o.listen, "listen", envString("DRILL_LISTEN", "127.0.0.1:8080"), "local target: the stable host address probes use (env DRILL_LISTEN)")
-	fs.DurationVar(&o.windows.Live, "live", envDuration("DRILL_LIVE_WINDOW", drill.DefaultWindow), "live window: V up (env DRILL_LIVE_WINDOW)")
-	fs.DurationVar(&o.windows.Outage, "outage", envDuration("DRILL_OUTAGE_WINDOW", drill.DefaultWindow), "outage window: service down (env DRILL_OUTAGE_WINDOW)")
-	fs.DurationVar(&o.windows.Recovery, "recovery", envDuration("DRILL_RECOVERY_WINDOW", drill.DefaultWindow), "recovery window: K up (env DRILL_RECOVERY_WINDOW)")
-	fs.DurationVar(&o.interval, "interval", envDuration("DRILL_PROBE_INTERVAL", drill.DefaultInterval), "probe interval, at least 100ms (env DRILL_PROBE_INTERVAL)")
-	fs.DurationVar(&o.probeTimeout, "probe-timeout", envDuration("DRILL_PROBE_TIMEOUT", probe.DefaultTimeout), "per-probe timeout, capped at the interval (env DRILL_PROBE_TIMEOUT)")
-	fs.DurationVar(&o.readyTimeout, "ready-timeout", envDuration("DRILL_READY_TIMEOUT", drill.DefaultReadyTimeout), "how long a new deploy may take to answer healthy (env DRILL_READY_TIMEOUT)")
-	fs.BoolVar(&o.autoRollback, "auto-rollback", envBool("DRILL_AUTO_ROLLBACK", false), "roll back as soon as the watchdog sees --failures consecutive failed probes (env DRILL_AUTO_ROLLBACK)")
-	fs.IntVar(&o.failures, "failures", envInt("DRILL_FAILURES_TO_ROLLBACK", drill.DefaultFailuresToRollback), "consecutive failed probes that trigger the automated rollback (env DRILL_FAILURES_TO_ROLLBACK)")
-	fs.StringVar(&o.rollbackTo, "rollback-to", envString("DRILL_ROLLBACK_TO", ""), "roll back to this tag (default: the newest verified image that is not this one) (env DRILL_ROLLBACK_TO)")
-	fs.StringVar(&o.reportDir, "report-dir", envString("DRILL_REPORT_DIR", "drill-report"), "where the report is written (env DRILL_REPORT_DIR)")
-	fs.IntVar(&o.keepVerified, "keep-verified", envInt("DRILL_KEEP_VERIFIED", 5), "retention: keep V, K and this many newest verified images (env DRILL_KEEP_VERIFIED)")
-	fs.DurationVar(&o.timeout, "timeout", envDuration("DRILL_TIMEOUT", 30*time.Minute), "overall deadline for the whole run (env DRILL_TIMEOUT)")
-	fs.DurationVar(&o.teardownLimit, "teardown-timeout", envDuration("DRILL_TEARDOWN_TIMEOUT", drill.DefaultTeardownTimeout), "deadline for the teardown (env DRILL_TEARDOWN_TIMEOUT)")
+func (o *drillOptions) register(f *flags) {
+	f.String(&o.target, "target", "DRILL_TARGET", "local", "where to drill: "+targetNames())
+	f.String(&o.listen, "listen", "DRILL_LISTEN", "127.0.0.1:8080", "local target: the stable host address probes use")
+	f.Duration(&o.cfg.Windows.Live, "live", "DRILL_LIVE_WINDOW", drill.DefaultWindow, "live window: V up")
+	f.Duration(&o.cfg.Windows.Outage, "outage", "DRILL_OUTAGE_WINDOW", drill.DefaultWindow, "outage window: service down")
+	f.Duration(&o.cfg.Windows.Recovery, "recovery", "DRILL_RECOVERY_WINDOW", drill.DefaultWindow, "recovery window: K up")
+	f.Duration(&o.cfg.Interval, "interval", "DRILL_PROBE_INTERVAL", drill.DefaultInterval, "probe interval, at least 100ms")
+	f.Duration(&o.cfg.ProbeTimeout, "probe-timeout", "DRILL_PROBE_TIMEOUT", probe.DefaultTimeout, "per-probe timeout, capped at the interval")
+	f.Duration(&o.cfg.ReadyTimeout, "ready-timeout", "DRILL_READY_TIMEOUT", drill.DefaultReadyTimeout, "how long a new deploy may take to answer healthy")
+	f.Bool(&o.cfg.AutoRollback, "auto-rollback", "DRILL_AUTO_ROLLBACK", false, "roll back as soon as the watchdog sees --failures consecutive failed probes")
+	f.Int(&o.cfg.FailuresToRollback, "failures", "DRILL_FAILURES_TO_ROLLBACK", drill.DefaultFailuresToRollback, "consecutive failed probes that trigger the automated rollback")
+	f.String(&o.cfg.RollbackTo, "rollback-to", "DRILL_ROLLBACK_TO", "", "roll back to this tag (default: the newest verified image that is not this one)")
+	f.String(&o.reportDir, "report-dir", "DRILL_REPORT_DIR", "drill-report", "where the report is written")
+	f.Int(&o.keepVerified, "keep-verified", "DRILL_KEEP_VERIFIED", retention.DefaultKeepVerified,
+		"retention, on every target: keep V, K and this many newest other verified images (0: only V and K)")
+	f.Duration(&o.timeout, "timeout", "DRILL_TIMEOUT", 30*time.Minute, "overall deadline for the whole run")
+	f.Duration(&o.teardownLimit, "teardown-timeout", "DRILL_TEARDOWN_TIMEOUT", 2*time.Minute, "deadline for the teardown")
 }
 
 // errDrillFailed: the drill ran but an expectation did not hold.
@@ -54,128 +54,344 @@ var errDrillFailed = errors.New("drill failed: an expectation did not hold (see 
 func drillCommand() command {
 	const summary = "the whole drill: build, test, publish, deploy, outage, rollback, recovery, teardown, report"
 	return command{name: "drill", summary: summary, run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		var o buildOptions
-		var d drillOptions
-		var a awsOptions
-		fs := newFlagSet("drill", summary, stderr)
-		o.register(fs)
-		d.register(fs)
-		a.register(fs)
-		if err := parse(fs, args); err != nil {
+		r := &drillRun{stdout: stdout, stderr: stderr}
+		f := newFlags("drill", summary, stderr)
+		r.build.register(f)
+		r.opts.register(f)
+		r.aws.register(f)
+		if err := f.parse(args); err != nil {
 			return err
 		}
-		if d.target != "local" && d.target != "aws" {
-			return fmt.Errorf("--target %q: want local or aws: %w", d.target, errUsage)
-		}
-		ctx, cancel := context.WithTimeout(ctx, d.timeout)
+		r.log = newLogger(stderr, r.build.verbose)
+		ctx, cancel := context.WithTimeout(ctx, r.opts.timeout)
 		defer cancel()
-		if d.target == "aws" {
-			return runAWSDrill(ctx, &o, &d, &a, stdout, stderr)
+		defer func() {
+			if r.job != nil {
+				r.job.close()
+			}
+		}()
+		err := runStages(ctx, r, drillStages)
+		if err == nil && r.result != nil && !r.result.Passed() {
+			err = errDrillFailed
 		}
-		return runLocalDrill(ctx, &o, &d, stdout, stderr)
-	}}
-}
-
-// drillRun is what both targets' jobs share: the pipeline job, V, and the drill's outcome.
-type drillRun struct {
-	*job
-	d      *drillOptions
-	stdout io.Writer
-	stderr io.Writer
-	v      drill.Image
-	result *drill.Result
-}
-
-// drill is the stage that runs the drill itself against target.
-func (r *drillRun) drill(target drill.Target, inventory drill.Inventory) stage {
-	return stage{"drill", func(ctx context.Context) error {
-		var err error
-		r.result, err = drill.Run(ctx, r.config(), drill.Deps{
-			Target:    target,
-			Prober:    probe.New(r.d.probeTimeout),
-			Inventory: inventory,
-			Events:    drill.LineWriter(r.stderr),
-			TeardownContext: func() (context.Context, context.CancelFunc) {
-				return teardownContext(ctx, r.d.teardownLimit)
-			},
-		})
 		return err
 	}}
 }
 
-func (r *drillRun) config() drill.Config {
-	return drill.Config{
-		Image: r.v, Windows: r.d.windows, Interval: r.d.interval, ProbeTimeout: r.d.probeTimeout,
-		ReadyTimeout: r.d.readyTimeout, AutoRollback: r.d.autoRollback, FailuresToRollback: r.d.failures,
-		RollbackTo: r.d.rollbackTo, TeardownTimeout: r.d.teardownLimit,
+// drillRun is the state the drill's stages hand each other.
+type drillRun struct {
+	build  buildOptions
+	opts   drillOptions
+	aws    awsOptions
+	stdout io.Writer
+	stderr io.Writer
+	log    *slog.Logger
+
+	target   targetKind
+	env      environment.Environment
+	job      *job // V's
+	kjob     *job // K's, when K is built from git in this run
+	dest     environment.Destination
+	rollback drill.Rollback
+	v        drill.Image
+	result   *drill.Result
+	failure  error // the first stage error, for a report of a drill that never started
+}
+
+func (r *drillRun) logger() *slog.Logger { return r.log }
+
+func (r *drillRun) stageFailed(err error) {
+	if r.failure == nil {
+		r.failure = err
 	}
 }
 
-// leftovers is implemented by targets that can say what a failed teardown may have left.
-type leftovers interface{ Leftovers() string }
+// drillStages is the drill's table of contents: every target runs the same stages.
+var drillStages = []stage[*drillRun]{
+	{name: "validate", run: (*drillRun).validate},
+	{name: "registry", run: (*drillRun).registry},
+	{name: "rollback", run: (*drillRun).pickRollback},
+	{name: "connect", run: (*drillRun).connect},
+	parallel("build+boot",
+		[]stage[*drillRun]{
+			{name: "build", run: (*drillRun).buildImage},
+			{name: "test", run: (*drillRun).testImage},
+			{name: "publish", run: (*drillRun).publish},
+		},
+		[]stage[*drillRun]{
+			{name: "build K", run: (*drillRun).buildK, skip: (*drillRun).kNotBuilt},
+			{name: "test K", run: (*drillRun).testK, skip: (*drillRun).kNotBuilt},
+			{name: "publish K", run: (*drillRun).publishK, skip: (*drillRun).kNotBuilt},
+		},
+		[]stage[*drillRun]{
+			{name: "provision", run: (*drillRun).provision},
+			{name: "prepare", run: (*drillRun).prepare, skip: (*drillRun).nothingToPrepare},
+		}),
+	{name: "drill", run: (*drillRun).drill},
+	{name: "teardown", run: (*drillRun).teardown, skip: (*drillRun).nothingCreated, always: true},
+	{name: "report", run: (*drillRun).report, skip: (*drillRun).nothingCreated, always: true},
+}
 
-// finish writes the report whenever the drill produced a result and decides the outcome.
-func (r *drillRun) finish(target drill.Target, err error) error {
-	if r.result == nil && err != nil {
-		// A stage before the drill failed: the report still says so (CI uploads it).
-		r.result = drill.Unstarted(target.Name(), r.config(), err, time.Now())
+// validate checks every input before anything is created or connected: a mistake costs
+// nothing and is a usage error (exit 2).
+func (r *drillRun) validate(ctx context.Context) error {
+	var errs []error
+	target, ok := findTarget(r.opts.target)
+	if !ok {
+		errs = append(errs, usageError("--target %q: want %s", r.opts.target, targetNames()))
 	}
-	if r.result != nil && r.result.TeardownError != "" {
-		if l, ok := target.(leftovers); ok {
-			r.log.Printf("teardown", "may be left: %s", l.Leftovers())
-		}
+	cfg, err := r.opts.cfg.Normalize()
+	if err != nil {
+		errs = append(errs, usageError("%v", err))
 	}
-	if r.result != nil {
-		paths, reportErr := writeReport(r.d.reportDir, r.result)
-		for _, p := range paths {
-			fmt.Fprintln(r.stdout, p)
-		}
-		if reportErr != nil {
-			err = errors.Join(err, fmt.Errorf("write report: %w", reportErr))
-		}
+	if r.opts.keepVerified < 0 {
+		errs = append(errs, usageError("--keep-verified %d: must not be negative", r.opts.keepVerified))
 	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	r.opts.cfg = cfg
+	j, err := planJob(ctx, &r.build, r.log, r.stderr)
 	if err != nil {
 		return err
 	}
-	if !r.result.Passed() {
-		return errDrillFailed
+	r.job = j
+	r.target = target
+	r.env, err = target.open(ctx, r)
+	return err
+}
+
+func (r *drillRun) registry(ctx context.Context) (err error) {
+	r.dest, err = r.env.Registry(ctx)
+	return err
+}
+
+// pickRollback chooses K once, before anything is built, so the target can prepare it while V
+// is built and a bad --rollback-to costs nothing. With no verified image other than V in the
+// inventory, K is the previous commit (HEAD's parent; HEAD itself for a dirty tree), built,
+// tested and published in this run and proven healthy before V is deployed; so is a
+// --rollback-to that names a git revision rather than an image.
+func (r *drillRun) pickRollback(ctx context.Context) error {
+	explicit := r.opts.cfg.RollbackTo
+	rb, err := drill.PickRollback(ctx, r.env.Inventory(), drill.Image{Tag: r.job.version}, explicit)
+	var rev string
+	switch {
+	case errors.Is(err, drill.ErrNotInInventory):
+		rev = explicit
+	case err != nil:
+		return err
+	case rb.Image.Tag == "" && explicit == "" && r.job.rev != nil:
+		rev = "HEAD^"
+		if r.job.rev.Dirty {
+			rev = "HEAD"
+		}
+	}
+	if rev != "" {
+		fromGit, ok, gitErr := r.rollbackFromGit(ctx, rev, explicit != "")
+		if gitErr != nil {
+			return errors.Join(err, gitErr)
+		}
+		if ok {
+			fromGit.VerifiedV = rb.VerifiedV
+			rb = fromGit
+		}
+	}
+	r.rollback = rb
+	r.log.Info(fmt.Sprintf("K %s: %s", orRecreate(rb), rb.Choice.Reason), "phase", "rollback")
+	return nil
+}
+
+// rollbackFromGit makes K from commit rev: the inventory's image of that commit when it has
+// one, else a build of the commit's tree (exported from git, never the work tree). ok is false
+// when there is no such commit and none was asked for (a first commit, a shallow clone).
+func (r *drillRun) rollbackFromGit(ctx context.Context, rev string, asked bool) (drill.Rollback, bool, error) {
+	commit, err := gitrev.Commit(ctx, r.build.appDir, rev)
+	if err != nil {
+		if asked {
+			return drill.Rollback{}, false, err
+		}
+		r.log.Info(fmt.Sprintf("no commit %s to build K from (%v): the rollback re-creates V", rev, err), "phase", "rollback")
+		return drill.Rollback{}, false, nil
+	}
+	tag := commit.Tag()
+	if tag == r.job.version {
+		return drill.Rollback{}, false, nil
+	}
+	choice := drill.RollbackChoice{Kind: drill.RollbackGit, Tag: tag}
+	inv := r.env.Inventory()
+	if img, err := inv.Resolve(ctx, tag); err == nil {
+		records, _ := inv.List(ctx)
+		verified := slices.ContainsFunc(records, func(rec drill.Record) bool { return rec.Tag == tag && rec.Verified })
+		choice.Reason = fmt.Sprintf("commit %s (%s), already in the inventory", tag, rev)
+		return drill.Rollback{Image: img, Choice: choice, Verify: !verified}, true, nil
+	}
+	dir, err := os.MkdirTemp(r.build.cacheDir, "k-"+tag+"-")
+	if err != nil {
+		return drill.Rollback{}, false, err
+	}
+	r.job.cleanup = append(r.job.cleanup, func() { os.RemoveAll(dir) })
+	if err := gitrev.Export(ctx, r.build.appDir, commit.SHA, dir); err != nil {
+		return drill.Rollback{}, false, err
+	}
+	r.kjob = r.job.sibling(tag, dir)
+	why := "no image other than V has passed a drill yet"
+	if asked {
+		why = "requested explicitly"
+	}
+	choice.Reason = fmt.Sprintf("commit %s (%s), built, tested and published in this run and verified before V is deployed: %s", tag, rev, why)
+	return drill.Rollback{Choice: choice, Verify: true}, true, nil
+}
+
+func (r *drillRun) connect(ctx context.Context) error {
+	if err := r.job.connect(ctx); err != nil {
+		return err
+	}
+	if r.kjob != nil {
+		return r.kjob.attach(r.job)
 	}
 	return nil
 }
 
-func runLocalDrill(ctx context.Context, o *buildOptions, d *drillOptions, stdout, stderr io.Writer) error {
-	j, err := newJob(ctx, o, stderr)
-	if err != nil {
-		return err
+func (r *drillRun) kNotBuilt() string {
+	if r.kjob == nil {
+		return "K is not built in this run"
 	}
-	defer j.close()
-	store, err := o.store()
-	if err != nil {
-		return err
+	return ""
+}
+
+func (r *drillRun) buildK(ctx context.Context) error { return r.kjob.build(ctx) }
+
+func (r *drillRun) testK(ctx context.Context) error { return r.kjob.test(ctx) }
+
+func (r *drillRun) publishK(ctx context.Context) (err error) {
+	r.rollback.Image, err = r.kjob.publishTo(ctx, r.dest, r.env.Inventory())
+	if err == nil {
+		fmt.Fprintln(r.stdout, r.rollback.Image.Ref)
 	}
-	target, err := local.New(local.Config{Images: store, Listen: d.listen, TempDir: o.cacheDir, LogOut: j.engineLog})
-	if err != nil {
-		return err
+	return err
+}
+
+func orRecreate(rb drill.Rollback) string {
+	if rb.Image.Tag == "" {
+		return rb.Choice.Tag
 	}
-	r := &drillRun{job: j, d: d, stdout: stdout, stderr: stderr}
-	err = runStages(ctx, j.log, []stage{
-		{"build", j.build},
-		{"test", j.test},
-		{"publish", func(ctx context.Context) (err error) {
-			r.v, err = j.publishLocal(ctx, j.image, j.source.Version)
-			if err == nil {
-				fmt.Fprintln(stdout, r.v.Ref)
-			}
-			return err
-		}},
-		r.drill(target, store),
-		{"retention", func(ctx context.Context) error {
-			removed, err := store.Prune(ctx, []string{r.v.Tag, r.result.K.Tag}, d.keepVerified)
-			for _, tag := range removed {
-				j.log.Printf("retention", "removed %s:%s", o.imageName, tag)
-			}
-			return err
-		}},
+	return rb.Image.Tag
+}
+
+func (r *drillRun) buildImage(ctx context.Context) error { return r.job.build(ctx) }
+
+func (r *drillRun) testImage(ctx context.Context) error { return r.job.test(ctx) }
+
+func (r *drillRun) publish(ctx context.Context) (err error) {
+	r.v, err = r.job.publishTo(ctx, r.dest, r.env.Inventory())
+	if err == nil {
+		fmt.Fprintln(r.stdout, r.v.Ref)
+	}
+	return err
+}
+
+func (r *drillRun) provision(ctx context.Context) error { return r.env.Provision(ctx) }
+
+// prepare gets K ready (pre-pulled, loaded) while V is still being built. Best effort: the
+// drill prepares K again during the live window, which is then a no-op.
+func (r *drillRun) prepare(ctx context.Context) error {
+	if err := r.env.Prepare(ctx, r.rollback.Image); err != nil {
+		r.log.Info(fmt.Sprintf("warning: prepare %s: %v (the drill tries again)", r.rollback.Image.Tag, err), "phase", "prepare")
+	}
+	return nil
+}
+
+func (r *drillRun) nothingToPrepare() string {
+	switch {
+	case r.kjob != nil:
+		return "K is built in this run: the drill prepares it"
+	case r.rollback.Image.Tag == "":
+		return "the rollback re-creates V"
+	}
+	return ""
+}
+
+func (r *drillRun) drill(ctx context.Context) error {
+	cfg := r.opts.cfg
+	cfg.Image, cfg.Rollback = r.v, r.rollback.For(r.v)
+	var err error
+	r.result, err = drill.Run(ctx, cfg, drill.Deps{
+		Target:    r.env,
+		Prober:    probe.New(cfg.ProbeTimeout),
+		Inventory: r.env.Inventory(),
+		Log:       r.log,
 	})
-	return r.finish(target, err)
+	return err
+}
+
+// nothingCreated skips teardown and report when validation failed: nothing exists yet.
+func (r *drillRun) nothingCreated() string {
+	if r.env == nil {
+		return "nothing was created"
+	}
+	return ""
+}
+
+// teardown releases everything, whatever happened before, with a fresh context, then applies
+// retention (keeping V and K); the result records what it did before the report is written.
+func (r *drillRun) teardown(ctx context.Context) error {
+	if r.result == nil { // a stage before the drill failed: the report still says so
+		cfg := r.opts.cfg
+		cfg.Image, cfg.Rollback = r.v, r.rollback
+		if r.v.Tag != "" {
+			cfg.Rollback = r.rollback.For(r.v)
+		}
+		r.result = drill.Unstarted(r.env.Name(), cfg, r.failure, time.Now())
+	}
+	tctx, cancel := teardownContext(ctx, r.opts.teardownLimit)
+	defer cancel()
+	keep := retention.Policy{KeepVerified: r.opts.keepVerified}
+	for _, img := range []drill.Image{r.v, r.rollback.Image} {
+		if img.Tag != "" {
+			keep.Keep = append(keep.Keep, img.Tag)
+		}
+	}
+	start := time.Now()
+	td, err := r.env.Teardown(tctx, keep)
+	if err != nil && tctx.Err() != nil {
+		err = fmt.Errorf("%w (%v)", err, context.Cause(tctx))
+	}
+	r.result.RecordTeardown(start, time.Now(), td, err)
+	e := r.result.Expectations[len(r.result.Expectations)-1]
+	verdict := map[drill.Status]string{drill.Passed: "passed", drill.Failed: "FAILED"}[e.Status]
+	defer r.log.Info(fmt.Sprintf("%s: %s: %s", verdict, e.Name, e.Message), "phase", "teardown")
+	for _, s := range td.Steps { // the verdict below carries a failure; the steps are detail
+		r.log.Debug(fmt.Sprintf("step %s took %s", s.Name, s.Took.Round(time.Millisecond)), "phase", "teardown", "error", s.Error)
+	}
+	if td.Retention != "" {
+		r.log.Info("retention: "+td.Retention, "phase", "teardown")
+	}
+	if len(td.Left) > 0 {
+		r.log.Info("may be left: "+joinLeft(td.Left), "phase", "teardown")
+		if td.Sweep != "" {
+			r.log.Info("remove it with: "+td.Sweep, "phase", "teardown")
+		}
+	}
+	return err
+}
+
+func joinLeft(left []string) string {
+	s := ""
+	for i, l := range left {
+		if i > 0 {
+			s += "; "
+		}
+		s += l
+	}
+	return s
+}
+
+// report writes every report file, after teardown so it says what teardown did, and appends
+// the summary to GitHub's job summary when the run is in GitHub Actions.
+func (r *drillRun) report(context.Context) error {
+	paths, err := report.Write(r.opts.reportDir, r.result, report.Options{StepSummary: os.Getenv("GITHUB_STEP_SUMMARY")})
+	for _, p := range paths {
+		fmt.Fprintln(r.stdout, p)
+	}
+	return err
 }

@@ -38,25 +38,25 @@ that opted in) carry numeric ids in the subject; pass --repo as GitHub reports i
 The README's "Run it on AWS" creates the OIDC provider and the role step by step.`
 
 func runIAM(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("iam", iamHelp, stderr)
+	f := newFlags("iam", iamHelp, stderr)
 	var (
 		role        iam.Role
 		trustOnly   bool
 		permsOnly   bool
 		branchGiven bool
 	)
-	fs.StringVar(&role.Account, "account", envString("DRILL_AWS_ACCOUNT", ""), "12-digit AWS account id that owns the role, the OIDC provider and the drill's resources (required) (env DRILL_AWS_ACCOUNT)")
-	fs.StringVar(&role.Repo, "repo", envString("GITHUB_REPOSITORY", ""), "GitHub repository whose workflow may assume the role: OWNER/REPO, or OWNER@OWNER_ID/REPO@REPO_ID when its OIDC subject carries ids (required) (env GITHUB_REPOSITORY)")
-	fs.StringVar(&role.Branch, "branch", iam.DefaultBranch, "branch whose workflow runs may assume the role; refs/heads/ may be included")
-	fs.StringVar(&role.Environment, "environment", "", "instead of --branch: the GitHub environment the drill job declares (environment: NAME)")
-	fs.StringVar(&role.Region, "region", envString("DRILL_AWS_REGION", ""), "the only AWS region the role may act in (default: every region of the aws partition) (env DRILL_AWS_REGION)")
-	fs.StringVar(&role.Repository, "repository", envString("DRILL_REPOSITORY", iam.DefaultRepository), "the ECR repository the drill pushes to, as given to the drill's --repository (env DRILL_REPOSITORY)")
-	fs.BoolVar(&trustOnly, "trust", false, "print only the trust policy (e.g. > trust.json)")
-	fs.BoolVar(&permsOnly, "permissions", false, "print only the permissions policy (e.g. > permissions.json)")
-	if err := parse(fs, args); err != nil {
+	f.String(&role.Account, "account", "DRILL_AWS_ACCOUNT", "", "12-digit AWS account id that owns the role, the OIDC provider and the drill's resources (required)")
+	f.String(&role.Repo, "repo", "GITHUB_REPOSITORY", "", "GitHub repository whose workflow may assume the role: OWNER/REPO, or OWNER@OWNER_ID/REPO@REPO_ID when its OIDC subject carries ids (required)")
+	f.String(&role.Branch, "branch", "", iam.DefaultBranch, "branch whose workflow runs may assume the role; refs/heads/ may be included")
+	f.String(&role.Environment, "environment", "", "", "instead of --branch: the GitHub environment the drill job declares (environment: NAME)")
+	f.String(&role.Region, "region", "DRILL_AWS_REGION", "", "the only AWS region the role may act in (default: every region of the aws partition)")
+	f.String(&role.Repository, "repository", "DRILL_REPOSITORY", iam.DefaultRepository, "the ECR repository the drill pushes to, as given to the drill's --repository")
+	f.Bool(&trustOnly, "trust", "", false, "print only the trust policy (e.g. > trust.json)")
+	f.Bool(&permsOnly, "permissions", "", false, "print only the permissions policy (e.g. > permissions.json)")
+	if err := f.parse(args); err != nil {
 		return err
 	}
-	fs.Visit(func(f *flag.Flag) { branchGiven = branchGiven || f.Name == "branch" })
+	f.fs.Visit(func(fl *flag.Flag) { branchGiven = branchGiven || fl.Name == "branch" })
 	if role.Environment != "" && !branchGiven {
 		role.Branch = "" // the token names the environment, not the branch
 	}
@@ -70,7 +70,7 @@ func runIAM(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("iam: --repo is required: the GitHub repository as OWNER/REPO: %w", errUsage)
 	}
 	if role.Region != "" {
-		if err := awsconfig.CheckRegion(role.Region, false); err != nil {
+		if err := awsconfig.CheckRegion(role.Region); err != nil {
 			return fmt.Errorf("iam: --region: %w: %w", err, errUsage)
 		}
 	}
@@ -88,8 +88,9 @@ func runIAM(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if region == "" {
 		region = "every region (pass --region to pin one)"
 	}
-	fmt.Fprintf(stderr, "iam: trust admits %s through %s\n", subject, role.OIDCProviderARN())
-	fmt.Fprintf(stderr, "iam: permissions in account %s, %s, ECR repository %s\n", role.Account, region, role.Repository)
+	log := newLogger(stderr, false).With("phase", "iam")
+	log.Info(fmt.Sprintf("trust admits %s through %s", subject, role.OIDCProviderARN()))
+	log.Info(fmt.Sprintf("permissions in account %s, %s, ECR repository %s", role.Account, region, role.Repository))
 
 	switch {
 	case trustOnly && !permsOnly:

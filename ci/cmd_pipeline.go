@@ -3,17 +3,19 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
 
-	"dagger.io/dagger"
 	"github.com/deploydrill/deploydrill/ci/drill"
+	"github.com/deploydrill/deploydrill/ci/environment"
 	"github.com/deploydrill/deploydrill/ci/pipeline"
+	"github.com/deploydrill/deploydrill/ci/target/aws"
 )
 
 // registryOptions say where publish pushes. The password comes only from the environment (or
@@ -25,108 +27,141 @@ type registryOptions struct {
 
 const registryPasswordEnv = "DRILL_REGISTRY_PASSWORD"
 
-func (r *registryOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&r.repository, "registry", envString("DRILL_REGISTRY", ""),
-		"push to this repository (host[:port]/name) instead of the local image store (env DRILL_REGISTRY); password from env "+registryPasswordEnv)
-	fs.StringVar(&r.username, "registry-username", envString("DRILL_REGISTRY_USERNAME", ""), "registry user name (env DRILL_REGISTRY_USERNAME)")
+func (r *registryOptions) register(f *flags) {
+	f.String(&r.repository, "registry", "DRILL_REGISTRY", "",
+		"push to this repository (host[:port]/name) instead of the local image store; password from env "+registryPasswordEnv)
+	f.String(&r.username, "registry-username", "DRILL_REGISTRY_USERNAME", "", "registry user name")
+}
+
+// pipelineRun is the state of the build, test and publish commands.
+type pipelineRun struct {
+	*job
+	stdout io.Writer
+}
+
+func (p *pipelineRun) logger() *slog.Logger { return p.log }
+
+// pipelineCommand parses the shared build flags (and extra), plans and connects the job, and
+// runs the command's stages.
+func pipelineCommand(name, summary string, extra func(f *flags), stages func() []stage[*pipelineRun]) command {
+	return command{name: name, summary: summary, run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		var o buildOptions
+		f := newFlags(name, summary, stderr)
+		o.register(f)
+		if extra != nil {
+			extra(f)
+		}
+		if err := f.parse(args); err != nil {
+			return err
+		}
+		j, err := newJob(ctx, &o, newLogger(stderr, o.verbose), stderr)
+		if err != nil {
+			return err
+		}
+		defer j.close()
+		return runStages(ctx, &pipelineRun{job: j, stdout: stdout}, stages())
+	}}
 }
 
 func buildCommand() command {
-	const summary = "build the app image (lazy) and make sure it builds"
-	return command{name: "build", summary: summary, run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		var o buildOptions
-		var output string
-		fs := newFlagSet("build", summary, stderr)
-		o.register(fs)
-		fs.StringVar(&output, "output", "", "also write the image as an OCI archive to this path")
-		if err := parse(fs, args); err != nil {
-			return err
-		}
-		j, err := newJob(ctx, &o, stderr)
-		if err != nil {
-			return err
-		}
-		defer j.close()
-		stages := []stage{{"build", j.build}}
-		if output != "" {
-			stages = append(stages, stage{"export", func(ctx context.Context) error {
-				_, err := j.image.Export(ctx, output)
-				return err
-			}})
-		}
-		if err := runStages(ctx, j.log, stages); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s:%s\n", o.imageName, j.source.Version)
-		if output != "" {
-			fmt.Fprintln(stdout, output)
-		}
-		return nil
-	}}
+	var output string
+	return pipelineCommand("build", "build the app image (lazy) and make sure it builds",
+		func(f *flags) {
+			f.String(&output, "output", "", "", "also write the image as an OCI archive to this path")
+		},
+		func() []stage[*pipelineRun] {
+			return []stage[*pipelineRun]{
+				{name: "build", run: func(p *pipelineRun, ctx context.Context) error { return p.build(ctx) }},
+				{name: "export", skip: func(*pipelineRun) string { return noOutput(output) }, run: func(p *pipelineRun, ctx context.Context) error {
+					_, err := p.image.Export(ctx, output)
+					return err
+				}},
+				{name: "result", run: func(p *pipelineRun, _ context.Context) error {
+					fmt.Fprintf(p.stdout, "%s:%s\n", p.opts.imageName, p.version)
+					if output != "" {
+						fmt.Fprintln(p.stdout, output)
+					}
+					return nil
+				}},
+			}
+		})
+}
+
+func noOutput(path string) string {
+	if path == "" {
+		return "no --output"
+	}
+	return ""
 }
 
 func testCommand() command {
-	const summary = "build the app and run its unit tests (pytest) in the image"
-	return command{name: "test", summary: summary, run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		var o buildOptions
-		fs := newFlagSet("test", summary, stderr)
-		o.register(fs)
-		if err := parse(fs, args); err != nil {
-			return err
-		}
-		j, err := newJob(ctx, &o, stderr)
-		if err != nil {
-			return err
-		}
-		defer j.close()
-		var output string
-		err = runStages(ctx, j.log, []stage{{"build", j.build}, {"test", func(ctx context.Context) error {
-			var err error
-			output, err = pipeline.Test(ctx, j.client, j.source)
-			return err
-		}}})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, output)
-		return nil
-	}}
+	return pipelineCommand("test", "build the app and run its unit tests (pytest) in the image", nil,
+		func() []stage[*pipelineRun] {
+			return []stage[*pipelineRun]{
+				{name: "build", run: func(p *pipelineRun, ctx context.Context) error { return p.build(ctx) }},
+				{name: "test", run: func(p *pipelineRun, ctx context.Context) error {
+					out, err := pipeline.Test(ctx, p.client, p.source)
+					if err == nil {
+						fmt.Fprintln(p.stdout, out)
+					}
+					return err
+				}},
+			}
+		})
 }
 
 func publishCommand() command {
-	const summary = "build, test and publish the image under its immutable tag; prints the digest reference"
-	return command{name: "publish", summary: summary, run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		var o buildOptions
-		var reg registryOptions
-		var skipTests bool
-		fs := newFlagSet("publish", summary, stderr)
-		o.register(fs)
-		reg.register(fs)
-		fs.BoolVar(&skipTests, "skip-tests", false, "publish without running the app's tests")
-		if err := parse(fs, args); err != nil {
-			return err
-		}
-		j, err := newJob(ctx, &o, stderr)
-		if err != nil {
-			return err
-		}
-		defer j.close()
-		var img drill.Image
-		stages := []stage{{"build", j.build}}
-		if !skipTests {
-			stages = append(stages, stage{"test", j.test})
-		}
-		stages = append(stages, stage{"publish", func(ctx context.Context) (err error) {
-			img, err = j.publish(ctx, reg)
-			return err
-		}})
-		if err := runStages(ctx, j.log, stages); err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, img.Ref)
-		return nil
-	}}
+	var reg registryOptions
+	var skipTests bool
+	return pipelineCommand("publish", "build, test and publish the image under its immutable tag; prints the digest reference",
+		func(f *flags) {
+			reg.register(f)
+			f.Bool(&skipTests, "skip-tests", "", false, "publish without running the app's tests")
+		},
+		func() []stage[*pipelineRun] {
+			return []stage[*pipelineRun]{
+				{name: "build", run: func(p *pipelineRun, ctx context.Context) error { return p.build(ctx) }},
+				{name: "test", skip: func(*pipelineRun) string { return skipped(skipTests) }, run: func(p *pipelineRun, ctx context.Context) error { return p.test(ctx) }},
+				{name: "publish", run: func(p *pipelineRun, ctx context.Context) error {
+					dest, err := reg.destination(p.opts)
+					if err != nil {
+						return err
+					}
+					img, err := p.publishTo(ctx, dest, nil)
+					if err == nil {
+						fmt.Fprintln(p.stdout, img.Ref)
+					}
+					return err
+				}},
+			}
+		})
 }
+
+func skipped(skip bool) string {
+	if skip {
+		return "--skip-tests"
+	}
+	return ""
+}
+
+// destination is --registry, else the local image store.
+func (r registryOptions) destination(o *buildOptions) (environment.Destination, error) {
+	if r.repository != "" {
+		d := environment.Destination{Repository: r.repository, User: r.username}
+		if pw := os.Getenv(registryPasswordEnv); pw != "" {
+			d.Password = plainSecret(pw)
+		}
+		return d, nil
+	}
+	store, err := o.store()
+	return environment.Destination{Store: store}, err
+}
+
+// plainSecret is a password from the environment; it reaches the engine only as a Dagger secret.
+type plainSecret string
+
+func (s plainSecret) Reveal() string { return string(s) }
+func (s plainSecret) String() string { return "[redacted]" }
 
 func (j *job) build(ctx context.Context) error {
 	_, err := j.image.Sync(ctx)
@@ -136,53 +171,54 @@ func (j *job) build(ctx context.Context) error {
 func (j *job) test(ctx context.Context) error {
 	out, err := pipeline.Test(ctx, j.client, j.source)
 	if err == nil {
-		j.log.Printf("test", "%s", lastLine(out))
+		j.log.Info(lastLine(out), "phase", "test")
 	}
 	return err
 }
 
-// publish pushes to the registry when one is given, else stores the image in the local store.
-func (j *job) publish(ctx context.Context, reg registryOptions) (drill.Image, error) {
-	if reg.repository != "" {
-		return j.push(ctx, reg.repository, reg.username, os.Getenv(registryPasswordEnv))
+// publishTo puts the image where dest says. An immutable registry that already holds the tag
+// keeps it: that tag already names this commit's artifact (and the registry would refuse the
+// push), so the existing image is reused.
+func (j *job) publishTo(ctx context.Context, dest environment.Destination, inventory drill.Inventory) (drill.Image, error) {
+	if dest.Store != nil {
+		return j.publishLocal(ctx, dest.Store)
 	}
-	return j.publishLocal(ctx, j.image, j.source.Version)
-}
-
-// push publishes the image to repository under its version tag; the password reaches the
-// engine only as a Dagger secret ("" for an anonymous registry).
-func (j *job) push(ctx context.Context, repository, user, password string) (drill.Image, error) {
-	tag := j.source.Version
-	r := pipeline.Registry{Repository: repository, Username: user}
-	if password != "" {
-		r.Password = j.client.SetSecret("registry-password", password)
+	tag := j.version
+	if dest.Immutable && inventory != nil {
+		if existing, err := inventory.Resolve(ctx, tag); err == nil {
+			j.log.Info(fmt.Sprintf("%s:%s is already in the repository (%s): reusing the immutable artifact", dest.Repository, tag, existing.Digest), "phase", "publish")
+			return existing, nil
+		}
+	}
+	r := pipeline.Registry{Repository: dest.Repository, Username: dest.User}
+	if dest.Password != nil {
+		r.Password = j.client.SetSecret("registry-password", dest.Password.Reveal())
 	}
 	ref, err := pipeline.Publish(ctx, j.image, r, tag)
 	if err != nil {
+		if dest.Immutable && !errors.Is(err, context.Canceled) {
+			err = fmt.Errorf("%w (an immutable repository refuses a re-push of %s with different content: commit, or pass --version)", err, tag)
+		}
 		return drill.Image{}, err
 	}
 	return drill.Image{Ref: ref, Tag: tag, Version: tag, Digest: digestOf(ref)}, nil
 }
 
-func (j *job) publishLocal(ctx context.Context, img *dagger.Container, tag string) (drill.Image, error) {
-	store, err := j.opts.store()
-	if err != nil {
-		return drill.Image{}, err
-	}
+func (j *job) publishLocal(ctx context.Context, store environment.Store) (drill.Image, error) {
 	tmp, err := os.MkdirTemp(store.Dir(), ".export-")
 	if err != nil {
 		return drill.Image{}, err
 	}
 	defer os.RemoveAll(tmp)
 	archive := filepath.Join(tmp, "image.tar")
-	if _, err := img.Export(ctx, archive); err != nil {
+	if _, err := j.image.Export(ctx, archive); err != nil {
 		return drill.Image{}, fmt.Errorf("export image: %w", err)
 	}
-	stored, err := store.AddArchive(archive, tag)
+	stored, err := store.AddArchive(archive, j.version)
 	if err != nil {
 		return drill.Image{}, err
 	}
-	j.log.Printf("publish", "stored %s:%s in %s", j.opts.imageName, tag, store.Dir())
+	j.log.Info(fmt.Sprintf("stored %s:%s in %s", j.opts.imageName, j.version, store.Dir()), "phase", "publish")
 	return stored, nil
 }
 
@@ -193,12 +229,12 @@ func imagesCommand() command {
 		var a awsOptions
 		var asJSON bool
 		var target string
-		fs := newFlagSet("images", summary, stderr)
-		o.register(fs)
-		a.register(fs)
-		fs.StringVar(&target, "target", envString("DRILL_TARGET", "local"), "whose inventory: local (the on-disk store) or aws (the ECR repository) (env DRILL_TARGET)")
-		fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
-		if err := parse(fs, args); err != nil {
+		f := newFlags("images", summary, stderr)
+		o.register(f)
+		a.registerAccount(f)
+		f.String(&target, "target", "DRILL_TARGET", "local", "whose inventory: local (the on-disk store) or aws (the ECR repository)")
+		f.Bool(&asJSON, "json", "", false, "print JSON instead of a table")
+		if err := f.parse(args); err != nil {
 			return err
 		}
 		var inventory drill.Inventory
@@ -210,13 +246,13 @@ func imagesCommand() command {
 			}
 			inventory = store
 		case "aws":
-			t, err := a.target(ctx, "", 0, newProgress(stderr))
+			cfg, err := a.load(ctx)
 			if err != nil {
 				return err
 			}
-			inventory = t.Inventory()
+			inventory = aws.NewInventory(cfg, a.repository)
 		default:
-			return fmt.Errorf("--target %q: want local or aws: %w", target, errUsage)
+			return usageError("--target %q: want %s", target, targetNames())
 		}
 		records, err := inventory.List(ctx)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/deploydrill/deploydrill/ci/report"
 	"github.com/deploydrill/deploydrill/infra/ecr"
+	"github.com/deploydrill/deploydrill/internal/retention"
 	"github.com/deploydrill/deploydrill/internal/testenv"
 	"github.com/deploydrill/deploydrill/internal/testenv/awslab"
 )
@@ -92,8 +93,8 @@ func TestAWSDrillEndToEnd(t *testing.T) {
 	checkAWSDrill(t, first, first.report(t), first.version, "recreate")
 	checkNoSecrets(t, l, first, stdout+stderr)
 	l.AssertNothingLeft(t)
-	if tags := repositoryTags(t, l); !slices.Contains(tags, ecr.VerifiedPrefix+first.version) {
-		t.Fatalf("ECR tags after the first drill: %v, want %s%s", tags, ecr.VerifiedPrefix, first.version)
+	if tags := repositoryTags(t, l); !slices.Contains(tags, retention.VerifiedTag(first.version)) {
+		t.Fatalf("ECR tags after the first drill: %v, want %s%s", tags, retention.VerifiedPrefix, first.version)
 	}
 
 	second := newAWSDrill(t, l, "a2", "--auto-rollback")
@@ -104,7 +105,7 @@ func TestAWSDrillEndToEnd(t *testing.T) {
 	r := second.report(t)
 	checkAWSDrill(t, second, r, first.version, "verified")
 	checkNoSecrets(t, l, second, stdout+stderr)
-	if !strings.Contains(stderr, first.version+" already on the host: no pull") {
+	if !strings.Contains(stderr, "image already on the host: no pull tag="+first.version) {
 		t.Errorf("the rollback pulled K: it was not pre-pulled during the live window\n%s", stderr)
 	}
 	if f := r.Figures.TimeToRecoverMS; f != nil {
@@ -112,7 +113,7 @@ func TestAWSDrillEndToEnd(t *testing.T) {
 	}
 	l.AssertNothingLeft(t)
 	tags := repositoryTags(t, l)
-	for _, want := range []string{first.version, second.version, ecr.VerifiedPrefix + first.version, ecr.VerifiedPrefix + second.version} {
+	for _, want := range []string{first.version, second.version, retention.VerifiedTag(first.version), retention.VerifiedTag(second.version)} {
 		if !slices.Contains(tags, want) {
 			t.Errorf("ECR tags %v lack %s", tags, want)
 		}

@@ -44,7 +44,7 @@ func TestAWSDrillAbortsOnAHostKeyMismatch(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Minute {
 		t.Errorf("the mismatch took %s to abort the run: it was retried", took)
 	}
-	if !strings.Contains(stderr, "teardown: delete key pair: done") {
+	if !strings.Contains(stderr, "removed key pair deploydrill-"+d.runID) {
 		t.Errorf("no teardown after the mismatch:\n%s", stderr)
 	}
 	l.AssertNothingLeft(t)
@@ -169,5 +169,36 @@ func (p *drillProcess) wait(t *testing.T) error {
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("the drill did not exit within 3m:\n%s", p.stderr)
 		return nil
+	}
+}
+
+// Every input is checked before anything is created, the AWS ones included: a malformed --ami,
+// --subnet, CIDR or run id, or an unknown region with an endpoint override set, is a usage
+// error (exit 2), and the double served no call that creates anything.
+func TestAWSDrillRefusesBadInputBeforeCreatingAnything(t *testing.T) {
+	l := startAWSLab(t, awslab.Options{})
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a malformed AMI id", []string{"--ami", "ubuntu-noble"}, "ami"},
+		{"a malformed subnet id", []string{"--subnet", "default"}, "subnet"},
+		{"a CIDR with host bits", []string{"--ssh-cidr", "10.0.0.1/8"}, "ssh-cidr"},
+		{"a malformed run id", []string{"--run-id", "Bad Run!"}, "run"},
+		{"an unknown region despite the endpoint override", []string{"--region", "eu-wset-1"}, "did you mean"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newAWSDrill(t, l, "bad", tt.args...)
+			before := len(l.Double.Operations())
+			_, stderr, err := d.run(t)
+			if !errors.Is(err, errUsage) || !strings.Contains(strings.ToLower(err.Error()), tt.want) {
+				t.Fatalf("err = %v, want a usage error about %s\n%s", err, tt.want, stderr)
+			}
+			if served := l.Double.Operations()[before:]; len(served) > 0 {
+				t.Errorf("the double served %q before the input was refused", served)
+			}
+		})
 	}
 }

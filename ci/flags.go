@@ -7,51 +7,80 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"time"
 )
 
 // flagHelp is returned when --help was asked for: not an error for the exit status.
 var flagHelp = flag.ErrHelp
 
-// newFlagSet makes a FlagSet whose usage names the command and says which env var sets what.
-func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
+// flags declares each option once: its flag, its environment variable and its help text. The
+// command line wins; a flag not given is then set from its variable through the flag's own
+// parser, so a malformed value such as DRILL_LIVE_WINDOW=5min is a usage error, never a silent
+// fall back to the default.
+type flags struct {
+	fs  *flag.FlagSet
+	env map[string]string // flag name → environment variable
+}
+
+func newFlags(name, summary string, stderr io.Writer) *flags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: go run ./ci %s [flags]\n\n%s\n\nflags:\n", name, summary)
 		fs.PrintDefaults()
 	}
-	return fs
+	return &flags{fs: fs, env: map[string]string{}}
 }
 
-// parse parses args and refuses positional leftovers. Then every flag not given on the command
-// line is set from the environment variable its usage names ("(env NAME)"), through the flag's
-// own parser: a malformed value such as DRILL_LIVE_WINDOW=5min is an error, never a silent
-// fall back to the default.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+// declare records an option's environment variable and returns its help text with the
+// variable named; env "" means it has none.
+func (f *flags) declare(name, env, usage string) string {
+	if env == "" {
+		return usage
+	}
+	f.env[name] = env
+	return usage + " (env " + env + ")"
+}
+
+func (f *flags) String(p *string, name, env, value, usage string) {
+	f.fs.StringVar(p, name, value, f.declare(name, env, usage))
+}
+
+func (f *flags) Bool(p *bool, name, env string, value bool, usage string) {
+	f.fs.BoolVar(p, name, value, f.declare(name, env, usage))
+}
+
+func (f *flags) Int(p *int, name, env string, value int, usage string) {
+	f.fs.IntVar(p, name, value, f.declare(name, env, usage))
+}
+
+func (f *flags) Duration(p *time.Duration, name, env string, value time.Duration, usage string) {
+	f.fs.DurationVar(p, name, value, f.declare(name, env, usage))
+}
+
+// parse parses args, refuses positional leftovers, then applies the environment.
+func (f *flags) parse(args []string) error {
+	if err := f.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return flagHelp
 		}
 		return fmt.Errorf("%s: %w", err.Error(), errUsage)
 	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
+	if f.fs.NArg() > 0 {
+		f.fs.Usage()
+		return fmt.Errorf("unexpected argument %q: %w", f.fs.Arg(0), errUsage)
 	}
 	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	f.fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		m := envInUsage.FindStringSubmatch(f.Usage)
-		if m == nil || given[f.Name] {
+	f.fs.VisitAll(func(fl *flag.Flag) {
+		env, ok := f.env[fl.Name]
+		if !ok || given[fl.Name] {
 			return
 		}
-		if value, ok := os.LookupEnv(m[1]); ok && value != "" {
-			if err := fs.Set(f.Name, value); err != nil {
-				errs = append(errs, fmt.Errorf("env %s=%q (for --%s): %v", m[1], value, f.Name, err))
+		if value, ok := os.LookupEnv(env); ok && value != "" {
+			if err := f.fs.Set(fl.Name, value); err != nil {
+				errs = append(errs, fmt.Errorf("env %s=%q (for --%s): %v", env, value, fl.Name, err))
 			}
 		}
 	})
@@ -61,34 +90,9 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-var envInUsage = regexp.MustCompile(`\(env ([A-Z][A-Z0-9_]*)\)`)
-
-func envString(name, fallback string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return fallback
-}
-
-func envBool(name string, fallback bool) bool {
-	if v, err := strconv.ParseBool(os.Getenv(name)); err == nil {
-		return v
-	}
-	return fallback
-}
-
-func envInt(name string, fallback int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return fallback
-}
-
-func envDuration(name string, fallback time.Duration) time.Duration {
-	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
-		return v
-	}
-	return fallback
+// usageError marks a value the flag parser accepted but the command cannot use (exit 2).
+func usageError(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), errUsage)
 }
 
 // defaultCacheDir is where images, binaries and state live between runs: never in the repo.

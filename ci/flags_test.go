@@ -11,23 +11,23 @@ import (
 func TestFlagsFromTheEnvironment(t *testing.T) {
 	parseDrill := func(args ...string) (drillOptions, error) {
 		var d drillOptions
-		fs := newFlagSet("drill", "", io.Discard)
-		d.register(fs)
-		return d, parse(fs, args)
+		f := newFlags("drill", "", io.Discard)
+		d.register(f)
+		return d, f.parse(args)
 	}
 
 	t.Run("a well-formed value sets the flag", func(t *testing.T) {
 		t.Setenv("DRILL_LIVE_WINDOW", "5s")
 		d, err := parseDrill()
-		if err != nil || d.windows.Live != 5*time.Second {
-			t.Fatalf("live = %s, %v; want 5s", d.windows.Live, err)
+		if err != nil || d.cfg.Windows.Live != 5*time.Second {
+			t.Fatalf("live = %s, %v; want 5s", d.cfg.Windows.Live, err)
 		}
 	})
 	t.Run("the command line wins over the environment", func(t *testing.T) {
 		t.Setenv("DRILL_LIVE_WINDOW", "5s")
 		d, err := parseDrill("--live", "7s")
-		if err != nil || d.windows.Live != 7*time.Second {
-			t.Fatalf("live = %s, %v; want 7s", d.windows.Live, err)
+		if err != nil || d.cfg.Windows.Live != 7*time.Second {
+			t.Fatalf("live = %s, %v; want 7s", d.cfg.Windows.Live, err)
 		}
 	})
 	t.Run("a malformed value is a usage error, not the default", func(t *testing.T) {

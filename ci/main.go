@@ -88,6 +88,7 @@ func withInterrupts(parent context.Context, stderr io.Writer) (context.Context, 
 	ctx = context.WithValue(ctx, teardownKey{}, teardownParent)
 	signals := make(chan os.Signal, 3)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	log := newLogger(stderr, false).With("phase", "signal")
 	done := make(chan struct{})
 	go func() {
 		for n := 1; ; n++ {
@@ -95,10 +96,10 @@ func withInterrupts(parent context.Context, stderr io.Writer) (context.Context, 
 			case s := <-signals:
 				switch n {
 				case 1:
-					fmt.Fprintf(stderr, "received %s: stopping and tearing down (again to abort the teardown)\n", s)
+					log.Info(fmt.Sprintf("received %s: stopping and tearing down (again to abort the teardown)", s))
 					cancel(errInterrupted)
 				case 2:
-					fmt.Fprintf(stderr, "received %s again: aborting the teardown\n", s)
+					log.Info(fmt.Sprintf("received %s again: aborting the teardown", s))
 					abortTeardown(errTeardownAborted)
 				default:
 					os.Exit(130)

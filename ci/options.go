@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,16 +27,16 @@ type buildOptions struct {
 	verbose      bool
 }
 
-func (o *buildOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.appDir, "app-dir", envString("DRILL_APP_DIR", defaultAppDir()), "the app's source directory (env DRILL_APP_DIR)")
-	fs.StringVar(&o.baseImage, "base-image", envString("DRILL_BASE_IMAGE", pipeline.DefaultBaseImage),
-		"Python base image: a registry reference, an image tarball (docker or OCI archive) or an OCI layout directory (env DRILL_BASE_IMAGE)")
-	fs.StringVar(&o.version, "version", envString("DRILL_VERSION", ""),
-		"version and image tag to build (env DRILL_VERSION; default: the commit's short SHA, marked -dirty.<hash> for a dirty tree)")
-	fs.BoolVar(&o.requireClean, "require-clean", envBool("DRILL_REQUIRE_CLEAN", false), "refuse to build from a dirty work tree instead of marking the tag (env DRILL_REQUIRE_CLEAN)")
-	fs.StringVar(&o.imageName, "image-name", envString("DRILL_IMAGE_NAME", "flask-app"), "image (repository) name (env DRILL_IMAGE_NAME)")
-	fs.StringVar(&o.cacheDir, "cache-dir", envString("DRILL_CACHE_DIR", defaultCacheDir()), "where local images and state are kept between runs (env DRILL_CACHE_DIR)")
-	fs.BoolVar(&o.verbose, "verbose", envBool("DRILL_VERBOSE", false), "show the Dagger engine's progress (env DRILL_VERBOSE)")
+func (o *buildOptions) register(f *flags) {
+	f.String(&o.appDir, "app-dir", "DRILL_APP_DIR", defaultAppDir(), "the app's source directory")
+	f.String(&o.baseImage, "base-image", "DRILL_BASE_IMAGE", pipeline.DefaultBaseImage,
+		"Python base image: a registry reference, an image tarball (docker or OCI archive) or an OCI layout directory")
+	f.String(&o.version, "version", "DRILL_VERSION", "",
+		"version and image tag to build (default: the commit's short SHA, marked -dirty.<hash> for a dirty tree)")
+	f.Bool(&o.requireClean, "require-clean", "DRILL_REQUIRE_CLEAN", false, "refuse to build from a dirty work tree instead of marking the tag")
+	f.String(&o.imageName, "image-name", "DRILL_IMAGE_NAME", "flask-app", "image (repository) name")
+	f.String(&o.cacheDir, "cache-dir", "DRILL_CACHE_DIR", defaultCacheDir(), "where local images and state are kept between runs")
+	f.Bool(&o.verbose, "verbose", "DRILL_VERBOSE", false, "show the Dagger engine's progress and debug lines")
 }
 
 // defaultAppDir is app/ at the top of the git work tree, else ./app.
@@ -48,80 +48,127 @@ func defaultAppDir() string {
 	return filepath.Join(strings.TrimSpace(string(out)), "app")
 }
 
-// resolveVersion is --version, or the tag the work tree's revision earns.
-func (o *buildOptions) resolveVersion(ctx context.Context) (string, error) {
+// resolveRevision reads the work tree's revision, unless --version names the build.
+func (o *buildOptions) resolveRevision(ctx context.Context) (*gitrev.Revision, error) {
 	if o.version != "" {
-		return o.version, nil
+		return nil, nil
 	}
 	rev, err := gitrev.Read(ctx, o.appDir)
 	if err != nil {
-		return "", fmt.Errorf("%w (or pass --version)", err)
+		return nil, fmt.Errorf("%w (or pass --version)", err)
 	}
 	if rev.Dirty && o.requireClean {
-		return "", fmt.Errorf("work tree is dirty and --require-clean is set: commit or stash first")
+		return nil, fmt.Errorf("work tree is dirty and --require-clean is set: commit or stash first")
 	}
-	return rev.Tag(), nil
+	return &rev, nil
 }
 
 func (o *buildOptions) store() (*localstore.Store, error) {
 	return localstore.Open(filepath.Join(o.cacheDir, "images", o.imageName), o.imageName)
 }
 
-// job is the state the pipeline's stages hand each other.
+// job is the state the pipeline's stages hand each other. planJob checks the input; connect
+// opens the Dagger session the lazy builders need.
 type job struct {
-	opts   *buildOptions
-	log    *progress
-	client *dagger.Client
-	source pipeline.Source
-	image  *dagger.Container
+	opts    *buildOptions
+	log     *slog.Logger
+	version string
+	rev     *gitrev.Revision // where version came from; nil with --version
+	appDir  string
+	base    pipeline.Base
+	client  *dagger.Client
+	source  pipeline.Source
+	image   *dagger.Container
 	// engineLog receives the engine's progress with --verbose; nil discards it.
 	engineLog io.Writer
 	cleanup   []func()
 }
 
-// newJob connects to Dagger and resolves the version and base image: everything the lazy
-// builders need.
-func newJob(ctx context.Context, o *buildOptions, stderr io.Writer) (*job, error) {
-	j := &job{opts: o, log: newProgress(stderr)}
-	version, err := o.resolveVersion(ctx)
-	if err != nil {
+// planJob resolves the version and parses the base image: every input, nothing started.
+func planJob(ctx context.Context, o *buildOptions, log *slog.Logger, stderr io.Writer) (*job, error) {
+	j := &job{opts: o, log: log, version: o.version, appDir: o.appDir}
+	var err error
+	if j.rev, err = o.resolveRevision(ctx); err != nil {
 		return nil, err
 	}
-	base, err := pipeline.ParseBase(o.baseImage)
-	if err != nil {
-		return nil, err
+	if j.rev != nil {
+		j.version = j.rev.Tag()
 	}
-	if base.Kind == pipeline.BaseLayout {
-		tmp, err := os.MkdirTemp("", "deploydrill-base-")
-		if err != nil {
-			return nil, err
-		}
-		j.cleanup = append(j.cleanup, func() { os.RemoveAll(tmp) })
-		if base, err = base.Materialize(tmp); err != nil {
-			j.close()
-			return nil, err
-		}
+	if j.base, err = pipeline.ParseBase(o.baseImage); err != nil {
+		return nil, usageError("--base-image: %v", err)
+	}
+	if _, err := os.Stat(o.appDir); err != nil {
+		return nil, usageError("--app-dir: %v", err)
 	}
 	if o.verbose {
 		j.engineLog = stderr
 	}
-	if j.client, err = pipeline.Connect(ctx, j.engineLog); err != nil {
-		j.close()
-		return nil, err
+	return j, nil
+}
+
+// connect opens the Dagger session and describes the image (lazily: nothing is built yet).
+func (j *job) connect(ctx context.Context) error {
+	if j.client != nil {
+		return nil
 	}
-	j.cleanup = append(j.cleanup, func() { j.client.Close() })
-	appDir, err := filepath.Abs(o.appDir)
+	base := j.base
+	if base.Kind == pipeline.BaseLayout {
+		tmp, err := os.MkdirTemp("", "deploydrill-base-")
+		if err != nil {
+			return err
+		}
+		j.cleanup = append(j.cleanup, func() { os.RemoveAll(tmp) })
+		if base, err = base.Materialize(tmp); err != nil {
+			return err
+		}
+	}
+	client, err := pipeline.Connect(ctx, j.engineLog)
 	if err != nil {
-		j.close()
-		return nil, err
+		return err
+	}
+	j.client = client
+	j.cleanup = append(j.cleanup, func() { client.Close() })
+	j.base = base
+	return j.describe()
+}
+
+// describe makes the job's lazy source and image from its app directory and version.
+func (j *job) describe() error {
+	appDir, err := filepath.Abs(j.appDir)
+	if err != nil {
+		return err
 	}
 	j.source = pipeline.Source{
 		App:     j.client.Host().Directory(appDir, dagger.HostDirectoryOpts{Exclude: []string{"__pycache__", ".pytest_cache", "*.pyc"}}),
-		Base:    base,
-		Version: version,
+		Base:    j.base,
+		Version: j.version,
 	}
 	j.image = pipeline.Build(j.client, j.source)
-	j.log.Printf("version", "%s (base %s)", version, base)
+	j.log.Info(fmt.Sprintf("%s (base %s)", j.version, j.base), "phase", "version")
+	return nil
+}
+
+// sibling is a job for another version of the app, from appDir, on the same Dagger session.
+func (j *job) sibling(version, appDir string) *job {
+	return &job{opts: j.opts, log: j.log, version: version, appDir: appDir, base: j.base, engineLog: j.engineLog}
+}
+
+// attach gives a sibling its parent's session once that is connected.
+func (j *job) attach(parent *job) error {
+	j.client, j.base = parent.client, parent.base
+	return j.describe()
+}
+
+// newJob is planJob and connect, for the commands that only build, test or publish.
+func newJob(ctx context.Context, o *buildOptions, log *slog.Logger, stderr io.Writer) (*job, error) {
+	j, err := planJob(ctx, o, log, stderr)
+	if err != nil {
+		return nil, err
+	}
+	if err := j.connect(ctx); err != nil {
+		j.close()
+		return nil, err
+	}
 	return j, nil
 }
 

@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"sync"
+	"log/slog"
 	"time"
 
 	"github.com/deploydrill/deploydrill/ci/probe"
@@ -18,7 +17,6 @@ const (
 	MinInterval               = 100 * time.Millisecond
 	DefaultReadyTimeout       = 60 * time.Second
 	DefaultFailuresToRollback = 3
-	DefaultTeardownTimeout    = 2 * time.Minute
 )
 
 // Windows are how long the drill watches each state.
@@ -28,10 +26,12 @@ type Windows struct {
 	Recovery time.Duration // K up, after it first answered healthy
 }
 
-// Config says what to drill and how. Zero fields take the defaults above.
+// Config says what to drill and how. Zero fields take the defaults above; Run takes only a
+// Config that went through Normalize (once, when the run's input is checked).
 type Config struct {
-	Image   Image   // V: the version under drill, usually this commit's image
-	Windows Windows //
+	Image    Image    // V: the version under drill, usually this commit's image
+	Rollback Rollback // K and why it was chosen: PickRollback, once per run
+	Windows  Windows  //
 	// Interval between probe starts, at least MinInterval.
 	Interval time.Duration
 	// ProbeTimeout bounds one probe; it is capped at Interval so at most one probe is in flight.
@@ -45,11 +45,12 @@ type Config struct {
 	// RollbackTo names K's tag explicitly (a unique prefix will do); empty picks the most recent
 	// verified image that is not V.
 	RollbackTo string
-	// TeardownTimeout bounds Teardown when Deps.TeardownContext is nil.
-	TeardownTimeout time.Duration
+
+	normalized bool
 }
 
-// Normalize fills defaults and rejects settings the drill cannot honour.
+// Normalize fills defaults and rejects settings the drill cannot honour. It does not look at
+// Image and Rollback: those are known only once the image is published; Run checks them.
 func (c Config) Normalize() (Config, error) {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -62,21 +63,17 @@ func (c Config) Normalize() (Config, error) {
 	def(&c.Interval, DefaultInterval)
 	def(&c.ProbeTimeout, probe.DefaultTimeout)
 	def(&c.ReadyTimeout, DefaultReadyTimeout)
-	def(&c.TeardownTimeout, DefaultTeardownTimeout)
 	if c.FailuresToRollback == 0 {
 		c.FailuresToRollback = DefaultFailuresToRollback
 	}
 	c.ProbeTimeout = min(c.ProbeTimeout, c.Interval)
 
 	var errs []error
-	if c.Image.Tag == "" || c.Image.Ref == "" || c.Image.Version == "" {
-		errs = append(errs, errors.New("image: tag, ref and version are required"))
-	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
 	}{{"live window", c.Windows.Live}, {"outage window", c.Windows.Outage}, {"recovery window", c.Windows.Recovery},
-		{"probe timeout", c.ProbeTimeout}, {"ready timeout", c.ReadyTimeout}, {"teardown timeout", c.TeardownTimeout}} {
+		{"probe timeout", c.ProbeTimeout}, {"ready timeout", c.ReadyTimeout}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %v: must be positive", d.name, d.v))
 		}
@@ -98,7 +95,28 @@ func (c Config) Normalize() (Config, error) {
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("drill config: %w", err)
 	}
+	c.normalized = true
 	return c, nil
+}
+
+// ready checks what Normalize cannot: the images.
+func (c Config) ready() error {
+	var errs []error
+	if !c.normalized {
+		errs = append(errs, errors.New("not normalized: call Config.Normalize first"))
+	}
+	for _, img := range []struct {
+		name string
+		Image
+	}{{"image V", c.Image}, {"rollback image K", c.Rollback.Image}} {
+		if img.Tag == "" || img.Ref == "" || img.Version == "" {
+			errs = append(errs, fmt.Errorf("%s: tag, ref and version are required", img.name))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("drill config: %w", err)
+	}
+	return nil
 }
 
 // Prober checks the target's health endpoint once. *probe.Prober implements it; it must honour
@@ -107,25 +125,14 @@ type Prober interface {
 	Probe(ctx context.Context, endpoint, wantVersion string) probe.Sample
 }
 
-// Event is one progress line.
-type Event struct {
-	At      time.Time
-	Phase   Phase
-	Message string
-}
-
 // Deps are the drill's collaborators.
 type Deps struct {
 	Target Target
 	Prober Prober
-	// Inventory lists rollback candidates and records verified versions. Nil means none: the
-	// drill re-creates V as its rollback.
+	// Inventory records V as verified after its live window. Nil means none: nothing is marked.
 	Inventory Inventory
-	Clock     Clock       // nil: the system clock
-	Events    func(Event) // progress; nil discards. Called from one goroutine at a time.
-	// TeardownContext makes the context Teardown runs with. It must not derive from the run's
-	// context, which may be cancelled by then; nil means Background with Config.TeardownTimeout.
-	TeardownContext func() (context.Context, context.CancelFunc)
+	Clock     Clock        // nil: the system clock
+	Log       *slog.Logger // progress, one record per event with a "phase" attribute; nil discards
 }
 
 // SystemClock is the real clock.
@@ -133,13 +140,3 @@ type SystemClock struct{}
 
 func (SystemClock) Now() time.Time                         { return time.Now() }
 func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
-// LineWriter formats events as "15:04:05.000 phase     message" lines on w, one write per line.
-func LineWriter(w io.Writer) func(Event) {
-	var mu sync.Mutex
-	return func(e Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(w, "%s %-9s %s\n", e.At.Format("15:04:05.000"), e.Phase, e.Message)
-	}
-}

@@ -44,15 +44,13 @@ type fakeTarget struct {
 	stopIgnored bool                     // Stop returns but the process keeps serving
 	deployErr   map[string]error
 	stopErr     error
-	teardownErr error
 	prepareErr  error
 	prepareTook time.Duration
 
-	mu             sync.Mutex
-	running        string // version deployed, "" when none
-	upAt, downAt   time.Time
-	calls          []string
-	teardownCtxErr error
+	mu           sync.Mutex
+	running      string // version deployed, "" when none
+	upAt, downAt time.Time
+	calls        []string
 }
 
 var (
@@ -101,15 +99,6 @@ func (f *fakeTarget) Stop(ctx context.Context) error {
 		f.mu.Unlock()
 	}
 	return f.clock.wait(ctx, f.stopTakes)
-}
-
-func (f *fakeTarget) Teardown(ctx context.Context) error {
-	f.record("teardown")
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.teardownCtxErr = ctx.Err()
-	f.running = ""
-	return f.teardownErr
 }
 
 // serving is the version answering at t, "" when nothing does.

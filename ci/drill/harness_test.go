@@ -2,6 +2,7 @@ package drill_test
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -20,9 +21,37 @@ type harness struct {
 
 	prepare     bool // wrap the target so it implements Preparer
 	noInventory bool // run with no Inventory at all
+	verifyK     bool // K must pass the baseline before V is deployed
 
 	mu     sync.Mutex
-	events []drill.Event
+	events []event
+}
+
+// event is one progress record the drill logged.
+type event struct {
+	At      time.Time
+	Phase   drill.Phase
+	Message string
+}
+
+// collect is a slog handler that keeps every record as an event.
+type collect struct{ h *harness }
+
+func (c collect) Enabled(context.Context, slog.Level) bool { return true }
+func (c collect) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c collect) WithGroup(string) slog.Handler            { return c }
+func (c collect) Handle(_ context.Context, r slog.Record) error {
+	e := event{At: r.Time, Message: r.Message}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "phase" {
+			e.Phase = drill.Phase(a.Value.String())
+		}
+		return true
+	})
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	c.h.events = append(c.h.events, e)
+	return nil
 }
 
 // newHarness: V is v2; the inventory holds v0 and v1 (verified) and v1b (not verified), so K is v1.
@@ -59,17 +88,28 @@ func (h *harness) run(ctx context.Context) (*drill.Result, error) {
 	if h.noInventory {
 		inv = nil
 	}
-	return drill.Run(ctx, h.cfg, drill.Deps{
+	// As the CLI's lifecycle does: normalize once, pick K once, then drill.
+	cfg, err := h.cfg.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	rb, err := drill.PickRollback(ctx, inv, cfg.Image, cfg.RollbackTo)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Rollback = rb.For(cfg.Image)
+	cfg.Rollback.Verify = h.verifyK
+	res, err := drill.Run(ctx, cfg, drill.Deps{
 		Target:    target,
 		Prober:    h.prober,
 		Inventory: inv,
 		Clock:     h.clock,
-		Events: func(e drill.Event) {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			h.events = append(h.events, e)
-		},
+		Log:       slog.New(collect{h}),
 	})
+	if res != nil { // the lifecycle's teardown, which released nothing here
+		res.RecordTeardown(h.clock.Now(), h.clock.Now(), drill.Teardown{}, nil)
+	}
+	return res, err
 }
 
 // at is a time relative to the start of the drill.

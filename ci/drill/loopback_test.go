@@ -81,15 +81,26 @@ func TestRunOnLoopbackWithTheRealProber(t *testing.T) {
 	const interval = 100 * time.Millisecond
 	v, k := image("v2"), image("v1")
 	inv := &fakeInventory{records: []drill.Record{{Tag: "v1", Digest: "sha256:v1", Verified: true}, {Tag: "v2", Digest: "sha256:v2"}}}
-	res, err := drill.Run(t.Context(), drill.Config{
+	cfg, err := drill.Config{
 		Image:        v,
 		Windows:      drill.Windows{Live: 500 * time.Millisecond, Outage: 500 * time.Millisecond, Recovery: 500 * time.Millisecond},
 		Interval:     interval,
 		ReadyTimeout: 2 * time.Second,
-	}, drill.Deps{Target: target, Prober: probe.New(0), Inventory: inv})
+	}.Normalize()
 	if err != nil {
 		t.Fatal(err)
 	}
+	rb, err := drill.PickRollback(t.Context(), inv, v, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Rollback = rb.For(v)
+	res, err := drill.Run(t.Context(), cfg, drill.Deps{Target: target, Prober: probe.New(0), Inventory: inv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res.RecordTeardown(start, time.Now(), drill.Teardown{}, target.Teardown(t.Context()))
 	if !res.Passed() {
 		t.Fatalf("drill failed: %+v", res.Expectations)
 	}

@@ -54,7 +54,12 @@ func (m *monitor) setEndpoint(endpoint string) {
 }
 
 // start begins probing; the first probe starts now.
+// start begins probing; once started it keeps going (a baseline's monitor carries on into the
+// deploy of V).
 func (m *monitor) start(ctx context.Context) {
+	if m.done != nil {
+		return
+	}
 	ctx, m.cancel = context.WithCancel(ctx)
 	m.done = make(chan struct{})
 	go m.loop(ctx)

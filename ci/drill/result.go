@@ -10,6 +10,7 @@ import (
 type Phase string
 
 const (
+	PhaseBaseline Phase = "baseline" // only for a K no drill has verified: Deploy(K), healthy, mark verified, Stop
 	PhaseDeploy   Phase = "deploy"   // Deploy(V), then wait for V to answer healthy
 	PhaseLive     Phase = "live"     // the live window: V should stay up
 	PhaseStop     Phase = "stop"     // Stop: the outage begins
@@ -20,7 +21,7 @@ const (
 )
 
 // Phases lists the phases in the order they run.
-var Phases = []Phase{PhaseDeploy, PhaseLive, PhaseStop, PhaseOutage, PhaseRollback, PhaseRecovery, PhaseTeardown}
+var Phases = []Phase{PhaseBaseline, PhaseDeploy, PhaseLive, PhaseStop, PhaseOutage, PhaseRollback, PhaseRecovery, PhaseTeardown}
 
 // Mark is when a phase ran. End is zero only while it runs.
 type Mark struct {
@@ -61,6 +62,7 @@ var expectationNames = []struct {
 	phase Phase
 	name  string
 }{
+	{PhaseBaseline, "rollback version is healthy before the drill"}, // only when Rollback.Verify
 	{PhaseDeploy, "new version becomes healthy"},
 	{PhaseLive, "new version stays up through the live window"},
 	{PhaseOutage, "nothing answers after stop"},
@@ -76,6 +78,7 @@ const (
 	RollbackExplicit RollbackKind = "explicit" // Config.RollbackTo
 	RollbackVerified RollbackKind = "verified" // the most recent verified image that is not V
 	RollbackRecreate RollbackKind = "recreate" // no candidate: V is re-created
+	RollbackGit      RollbackKind = "git"      // no verified candidate: built from an earlier commit (the parent, or --rollback-to)
 )
 
 // RollbackChoice is K's tag and why it was chosen.
@@ -104,7 +107,40 @@ type Result struct {
 	Expectations    []Expectation
 	Warnings        []string // problems that did not fail the drill (e.g. marking V verified)
 	Error           string   // what stopped the drill early; "" when it ran to the end
+	Teardown        Teardown // what the lifecycle's teardown did (RecordTeardown)
 	TeardownError   string
+}
+
+// Teardown is what a run's teardown did: it runs after the drill (or after a stage before it
+// failed), so the report written after it can say what may be left.
+type Teardown struct {
+	Steps     []TeardownStep
+	Retention string // what retention kept and removed; "" when it did not run
+	// Left names what may remain when a step failed, in deletion order; Sweep is the exact
+	// command that removes it.
+	Left  []string
+	Sweep string
+}
+
+// TeardownStep is one teardown step's outcome.
+type TeardownStep struct {
+	Name  string
+	Took  time.Duration
+	Error string // "" when it succeeded
+}
+
+// RecordTeardown adds the teardown phase, its outcome and its expectation to the result.
+func (r *Result) RecordTeardown(start, end time.Time, t Teardown, err error) {
+	r.Marks = append(r.Marks, Mark{Phase: PhaseTeardown, Start: start, End: end})
+	r.Ended = end
+	r.Teardown = t
+	e := &r.Expectations[len(r.Expectations)-1] // teardown's is the last one
+	if err != nil {
+		r.TeardownError = err.Error()
+		e.Status, e.Message = Failed, err.Error()
+		return
+	}
+	e.Status, e.Message = Passed, "released in "+fmtDur(end.Sub(start))
 }
 
 // Passed reports whether the drill ran to the end, tore down cleanly and met every expectation.

@@ -2,10 +2,16 @@ package drill
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 )
+
+// ErrNotInInventory: the explicit rollback tag names no image of the inventory (the CLI then
+// tries it as a git revision to build).
+var ErrNotInInventory = errors.New("no such image in the inventory")
 
 // minPrefix is the shortest tag prefix Config.RollbackTo may use, like git's short SHAs.
 const minPrefix = 4
@@ -76,9 +82,9 @@ func findTag(records []Record, want string) (Record, error) {
 		return matches[0], nil
 	case 0:
 		if len(records) == 0 {
-			return Record{}, fmt.Errorf("rollback to %q: the inventory is empty", want)
+			return Record{}, fmt.Errorf("rollback to %q: %w: the inventory is empty", want, ErrNotInInventory)
 		}
-		return Record{}, fmt.Errorf("rollback to %q: no such image in the inventory (have %s)", want, listTags(records))
+		return Record{}, fmt.Errorf("rollback to %q: %w (have %s)", want, ErrNotInInventory, listTags(records))
 	}
 	return Record{}, fmt.Errorf("rollback to %q: ambiguous, matches %s", want, listTags(matches))
 }
@@ -94,4 +100,61 @@ func listTags(records []Record) string {
 		tags = append(tags, fmt.Sprintf("and %d more", len(sorted)-5))
 	}
 	return strings.Join(tags, ", ")
+}
+
+// Rollback is K, the image the drill rolls back to, and why it was chosen.
+type Rollback struct {
+	Image  Image // empty until V is published when the choice is to re-create V
+	Choice RollbackChoice
+	// VerifiedV: the inventory already marks V verified (an earlier drill), so the drill does
+	// not mark it again.
+	VerifiedV bool
+	// Verify: no drill has verified K yet (it was just built from git), so the drill proves it
+	// healthy, and marks it verified, before V is deployed: a rollback goes only to known-good.
+	Verify bool
+}
+
+// PickRollback chooses K for V from the inventory and resolves it: once per run, before
+// anything is built or booted, so a bad --rollback-to costs nothing and the target can prepare
+// K while V is built. V's digest may not be known yet; its tag is.
+func PickRollback(ctx context.Context, inv Inventory, v Image, explicit string) (Rollback, error) {
+	var records []Record
+	if inv != nil {
+		var err error
+		if records, err = inv.List(ctx); err != nil {
+			return Rollback{}, fmt.Errorf("list inventory: %w", err)
+		}
+	} else if explicit != "" {
+		return Rollback{}, fmt.Errorf("rollback to %q: no inventory to find it in", explicit)
+	}
+	choice, err := ChooseRollback(v, records, explicit)
+	if err != nil {
+		return Rollback{}, err
+	}
+	rb := Rollback{Choice: choice}
+	for _, rec := range records {
+		if rec.Tag == v.Tag && rec.Verified {
+			rb.VerifiedV = true
+		}
+	}
+	if choice.Tag == v.Tag {
+		return rb, nil // For fills in V once it is published
+	}
+	if rb.Image, err = inv.Resolve(ctx, choice.Tag); err != nil {
+		return Rollback{}, fmt.Errorf("resolve rollback image %s: %w", choice.Tag, err)
+	}
+	return rb, nil
+}
+
+// For completes the pick once V is published: a re-created V is K, and a K that turns out to
+// be V's own artifact under another tag is re-created V too.
+func (r Rollback) For(v Image) Rollback {
+	switch {
+	case r.Choice.Kind == RollbackRecreate || r.Image.Tag == "":
+		r.Image = v
+	case v.Digest != "" && r.Image.Digest == v.Digest:
+		r.Image = v
+		r.Choice.Reason += "; it is V's own artifact, so the rollback re-creates V"
+	}
+	return r
 }

@@ -4,19 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
 // Run drives one drill: deploy V, live window, stop and outage window, rollback to K, recovery
-// window, teardown. It returns a Result whenever the drill started, also alongside an error.
+// window. It returns a Result whenever the drill started, also alongside an error. It does not
+// tear down: the caller's lifecycle does, whatever happened, and records it with
+// Result.RecordTeardown before the report is written.
 //
-// The error reports what stopped the drill early (a target call failing, ctx ending) joined with
-// any teardown error; an unmet expectation is not an error but a failed Expectation in the
-// Result, and the drill carries on so the report shows every phase. The caller decides the exit
-// status from Result.Passed. Teardown always runs, with Deps.TeardownContext.
+// The error reports what stopped the drill early (a target call failing, ctx ending); an unmet
+// expectation is not an error but a failed Expectation in the Result, and the drill carries on
+// so the report shows every phase. The caller decides the exit status from Result.Passed.
 func Run(ctx context.Context, cfg Config, deps Deps) (*Result, error) {
-	cfg, err := cfg.Normalize()
-	if err != nil {
+	if err := cfg.ready(); err != nil {
 		return nil, err
 	}
 	if deps.Target == nil || deps.Prober == nil {
@@ -25,16 +26,18 @@ func Run(ctx context.Context, cfg Config, deps Deps) (*Result, error) {
 	if deps.Clock == nil {
 		deps.Clock = SystemClock{}
 	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
 	r := &run{
 		cfg:   cfg,
 		deps:  deps,
 		clock: deps.Clock,
 		mon:   newMonitor(deps.Clock, deps.Prober, cfg.Interval, cfg.ProbeTimeout),
-		res:   &Result{Target: deps.Target.Name(), Config: cfg, V: cfg.Image},
+		res: &Result{Target: deps.Target.Name(), Config: cfg, V: cfg.Image, K: cfg.Rollback.Image,
+			Rollback: cfg.Rollback.Choice, VerifiedV: cfg.Rollback.VerifiedV},
 	}
-	for _, e := range expectationNames {
-		r.res.Expectations = append(r.res.Expectations, Expectation{Phase: e.phase, Name: e.name, Status: NotRun})
-	}
+	r.res.Expectations = notRun(cfg)
 	runErr := r.drive(ctx)
 	if runErr != nil {
 		r.res.Error = runErr.Error()
@@ -43,10 +46,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) (*Result, error) {
 	r.mon.finish(ctx)
 	r.res.Samples = r.mon.since(0)
 	r.stopPreparing()
-	teardownErr := r.teardown()
 	r.res.Ended = r.clock.Now()
 	r.res.Marks[len(r.res.Marks)-1].End = r.res.Ended
-	return r.res, errors.Join(runErr, teardownErr)
+	return r.res, runErr
 }
 
 type run struct {
@@ -63,15 +65,18 @@ type run struct {
 }
 
 func (r *run) drive(ctx context.Context) error {
-	v := r.cfg.Image
+	v, k := r.cfg.Image, r.cfg.Rollback.Image
+	if r.cfg.Rollback.Verify {
+		if err := r.baseline(ctx, k); err != nil {
+			return err
+		}
+	}
 	r.enter(PhaseDeploy, v.Version)
-	r.res.Started = r.res.Marks[0].Start
+	if r.res.Started.IsZero() {
+		r.res.Started = r.res.Marks[0].Start
+	}
 	if ctx.Err() != nil {
 		return r.interrupted(ctx)
-	}
-	k, err := r.chooseK(ctx)
-	if err != nil {
-		return err
 	}
 	r.log("deploying V %s (%s)", v.Tag, v.Ref)
 	if err := r.deps.Target.Deploy(ctx, v); err != nil {
@@ -144,38 +149,38 @@ func (r *run) drive(ctx context.Context) error {
 	return nil
 }
 
-// chooseK picks and resolves the rollback image before anything is deployed, so a bad
-// --rollback-to costs nothing and the live window can prepare K.
-func (r *run) chooseK(ctx context.Context) (Image, error) {
-	v := r.cfg.Image
-	var records []Record
+// baseline proves K healthy before V is deployed, marks it verified and stops it: the drill
+// then rolls back to a known-good version, not merely to an older one.
+func (r *run) baseline(ctx context.Context, k Image) error {
+	r.enter(PhaseBaseline, k.Version)
+	r.res.Started = r.res.Marks[0].Start
+	if ctx.Err() != nil {
+		return r.interrupted(ctx)
+	}
+	r.log("K %s has not passed a drill yet: deploying it first (%s)", k.Tag, k.Ref)
+	if err := r.deps.Target.Deploy(ctx, k); err != nil {
+		return fmt.Errorf("baseline: deploy %s: %w", k.Tag, err)
+	}
+	r.mon.setEndpoint(r.deps.Target.Endpoint())
+	r.mon.start(ctx)
+	if err := r.awaitHealthy(ctx, k, r.res.Marks[0].Start); err != nil {
+		return err
+	}
+	r.mon.settle(ctx)
+	if !r.passed(PhaseBaseline) {
+		return fmt.Errorf("baseline: %s is not healthy, so there is nothing known-good to roll back to", k.Tag)
+	}
 	if r.deps.Inventory != nil {
-		var err error
-		if records, err = r.deps.Inventory.List(ctx); err != nil {
-			return Image{}, fmt.Errorf("list inventory: %w", err)
-		}
-	} else if r.cfg.RollbackTo != "" {
-		return Image{}, fmt.Errorf("rollback to %q: no inventory to find it in", r.cfg.RollbackTo)
-	}
-	choice, err := ChooseRollback(v, records, r.cfg.RollbackTo)
-	if err != nil {
-		return Image{}, err
-	}
-	r.res.Rollback = choice
-	k := v
-	if choice.Tag != v.Tag {
-		if k, err = r.deps.Inventory.Resolve(ctx, choice.Tag); err != nil {
-			return Image{}, fmt.Errorf("resolve rollback image %s: %w", choice.Tag, err)
+		if err := r.deps.Inventory.MarkVerified(ctx, k.Tag); err != nil {
+			r.warn("mark %s verified: %v", k.Tag, err)
+		} else {
+			r.log("marked %s verified", k.Tag)
 		}
 	}
-	r.res.K = k
-	for _, rec := range records {
-		if rec.Tag == v.Tag && rec.Verified {
-			r.res.VerifiedV = true // by an earlier drill; MarkVerified would try to re-tag
-		}
+	if err := r.deps.Target.Stop(ctx); err != nil {
+		return fmt.Errorf("baseline: stop %s: %w", k.Tag, err)
 	}
-	r.log("rollback target K %s: %s", k.Tag, choice.Reason)
-	return k, nil
+	return nil
 }
 
 // enter ends the current phase and starts p, in which probes expect want.

@@ -21,15 +21,15 @@ func TestRunHealthyDrillPassesAndRollsBackToTheLatestVerifiedImage(t *testing.T)
 		if !res.Passed() {
 			t.Fatalf("drill failed: %+v", res.Expectations)
 		}
-		checkCalls(t, h.target.Calls(), "deploy v2", "stop", "deploy v1", "teardown")
+		checkCalls(t, h.target.Calls(), "deploy v2", "stop", "deploy v1")
 		if res.K.Tag != "v1" || res.Rollback.Kind != drill.RollbackVerified {
 			t.Errorf("K %s (%s), want v1 chosen as verified", res.K.Tag, res.Rollback.Kind)
 		}
 		if got := h.inv.Marked(); !slices.Equal(got, []string{"v2"}) || !res.VerifiedV {
 			t.Errorf("marked verified %q (VerifiedV %v), want v2 once", got, res.VerifiedV)
 		}
-		if !slices.Equal(phasesRun(res), drill.Phases) {
-			t.Errorf("phases %v, want %v", phasesRun(res), drill.Phases)
+		if want := drill.Phases[1:]; !slices.Equal(phasesRun(res), want) { // no baseline: K is verified
+			t.Errorf("phases %v, want %v", phasesRun(res), want)
 		}
 		// Probes every second from the deploy: V answers from 1.5 s, so the third probe (2 s, 3 ms)
 		// is the first healthy one; the windows then run 10 s each.
@@ -43,7 +43,7 @@ func TestRunHealthyDrillPassesAndRollsBackToTheLatestVerifiedImage(t *testing.T)
 			{drill.PhaseOutage, ms(12003), ms(22003)},
 			{drill.PhaseRollback, ms(22003), ms(24003)},
 			{drill.PhaseRecovery, ms(24003), ms(34003)},
-			{drill.PhaseTeardown, ms(34003), ms(34003)},
+			{drill.PhaseTeardown, ms(34003), ms(34003)}, // recorded by the harness, as the lifecycle does
 		}
 		for i, w := range wantMarks {
 			if m := res.Marks[i]; m.Phase != w.phase || !m.Start.Equal(at(w.start)) || !m.End.Equal(at(w.end)) {
@@ -168,7 +168,7 @@ func TestRunPreparesKDuringTheLiveWindow(t *testing.T) {
 		if err != nil || !res.Passed() {
 			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
 		}
-		checkCalls(t, h.target.Calls(), "deploy v2", "prepare v1", "stop", "deploy v1", "teardown")
+		checkCalls(t, h.target.Calls(), "deploy v2", "prepare v1", "stop", "deploy v1")
 		// Prepare started with the live window at 2.003 s and took 15 s.
 		if !res.StopAt.Equal(at(ms(17003))) {
 			t.Errorf("stop at %v, want after prepare finished at 17.003s", res.StopAt.Sub(base))
@@ -185,7 +185,7 @@ func TestRunRecreatesVWhenThereIsNoOtherVerifiedImage(t *testing.T) {
 		if err != nil || !res.Passed() {
 			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
 		}
-		checkCalls(t, h.target.Calls(), "deploy v2", "stop", "deploy v2", "teardown")
+		checkCalls(t, h.target.Calls(), "deploy v2", "stop", "deploy v2")
 		if res.K != h.cfg.Image || res.Rollback.Kind != drill.RollbackRecreate || !strings.Contains(res.Rollback.Reason, "re-creates V") {
 			t.Errorf("K %s, rollback %+v: want V re-created and said so", res.K.Tag, res.Rollback)
 		}
@@ -200,7 +200,7 @@ func TestRunWithoutInventoryRecreatesV(t *testing.T) {
 		if err != nil || !res.Passed() {
 			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
 		}
-		checkCalls(t, h.target.Calls(), "deploy v2", "stop", "deploy v2", "teardown")
+		checkCalls(t, h.target.Calls(), "deploy v2", "stop", "deploy v2")
 		if res.Rollback.Kind != drill.RollbackRecreate || res.VerifiedV {
 			t.Errorf("rollback %+v, verified %v: want V re-created and nothing recorded", res.Rollback, res.VerifiedV)
 		}
@@ -234,7 +234,7 @@ func TestRunReportsProgressOnTheInjectedClock(t *testing.T) {
 			}
 			seen[e.Phase] = true
 		}
-		for _, p := range []drill.Phase{drill.PhaseDeploy, drill.PhaseLive, drill.PhaseStop, drill.PhaseOutage, drill.PhaseRollback, drill.PhaseTeardown} {
+		for _, p := range []drill.Phase{drill.PhaseDeploy, drill.PhaseLive, drill.PhaseStop, drill.PhaseOutage, drill.PhaseRollback, drill.PhaseRecovery} {
 			if !seen[p] {
 				t.Errorf("no progress event in phase %s", p)
 			}
@@ -242,10 +242,54 @@ func TestRunReportsProgressOnTheInjectedClock(t *testing.T) {
 	})
 }
 
-func TestLineWriterFormatsOneLinePerEvent(t *testing.T) {
-	var b strings.Builder
-	drill.LineWriter(&b)(drill.Event{At: time.Date(2025, 1, 2, 3, 4, 5, 6e6, time.UTC), Phase: drill.PhaseOutage, Message: "first failed probe"})
-	if want := "03:04:05.006 outage    first failed probe\n"; b.String() != want {
-		t.Fatalf("got %q, want %q", b.String(), want)
-	}
+// A K that no drill has verified (built from the parent commit for this run) is proven healthy
+// and marked verified before V is deployed.
+func TestRunVerifiesAnUnverifiedKBeforeDeployingV(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.cfg.RollbackTo = "v1b" // in the inventory, never verified
+		h.verifyK = true
+		res, err := h.run(t.Context())
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		if !res.Passed() {
+			t.Fatalf("drill failed: %+v", res.Expectations)
+		}
+		checkCalls(t, h.target.Calls(), "deploy v1b", "stop", "deploy v2", "stop", "deploy v1b")
+		if !slices.Equal(phasesRun(res), drill.Phases) {
+			t.Errorf("phases %v, want %v", phasesRun(res), drill.Phases)
+		}
+		if got := h.inv.Marked(); !slices.Equal(got, []string{"v1b", "v2"}) {
+			t.Errorf("marked verified %q, want v1b (baseline) then v2 (live)", got)
+		}
+		for _, s := range res.PhaseSamples(drill.PhaseBaseline) {
+			if s.Want != "v1b" {
+				t.Errorf("baseline sample expects %q, want v1b", s.Want)
+			}
+		}
+		if e := res.Expectations[0]; e.Phase != drill.PhaseBaseline || e.Status != drill.Passed {
+			t.Errorf("first expectation %+v, want the baseline passed", e)
+		}
+	})
+}
+
+func TestRunStopsWhenTheBaselineIsNotHealthy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.cfg.RollbackTo = "v1b"
+		h.verifyK = true
+		h.target.boots = map[string]time.Duration{"v1b": time.Hour}
+		res, err := h.run(t.Context())
+		if err == nil || !strings.Contains(err.Error(), "nothing known-good to roll back to") {
+			t.Fatalf("err %v, want the baseline to stop the drill", err)
+		}
+		checkCalls(t, h.target.Calls(), "deploy v1b")
+		if got := h.inv.Marked(); len(got) != 0 {
+			t.Errorf("marked %q, want nothing verified", got)
+		}
+		if st := expectations(res)[drill.PhaseDeploy]; st != drill.NotRun {
+			t.Errorf("deploy %s, want not run", st)
+		}
+	})
 }

@@ -3,6 +3,8 @@ package drill
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/deploydrill/deploydrill/ci/probe"
 )
@@ -74,28 +76,6 @@ func (r *run) markVerified(ctx context.Context, v Image) {
 	}
 }
 
-// teardown runs with its own context: the run's may be cancelled by now.
-func (r *run) teardown() error {
-	r.enter(PhaseTeardown, "")
-	newCtx := r.deps.TeardownContext
-	if newCtx == nil {
-		newCtx = func() (context.Context, context.CancelFunc) {
-			return context.WithTimeout(context.Background(), r.cfg.TeardownTimeout)
-		}
-	}
-	ctx, cancel := newCtx()
-	defer cancel()
-	r.log("tearing down")
-	if err := r.deps.Target.Teardown(ctx); err != nil {
-		err = fmt.Errorf("teardown: %w", err)
-		r.res.TeardownError = err.Error()
-		r.expect(PhaseTeardown, Failed, "%v", err)
-		return err
-	}
-	r.expect(PhaseTeardown, Passed, "released in %s", fmtDur(r.clock.Now().Sub(r.res.Marks[len(r.res.Marks)-1].Start)))
-	return nil
-}
-
 // expect sets the verdict of the expectation phase p answers for (stop errors count against
 // the outage).
 func (r *run) expect(p Phase, status Status, format string, args ...any) {
@@ -123,10 +103,18 @@ func (r *run) passed(p Phase) bool {
 
 func (r *run) log(format string, args ...any) { r.logIn(r.phase, format, args...) }
 
+// logIn logs one progress record, stamped with the drill's clock.
 func (r *run) logIn(p Phase, format string, args ...any) {
-	if r.deps.Events != nil {
-		r.deps.Events(Event{At: r.clock.Now(), Phase: p, Message: fmt.Sprintf(format, args...)})
+	logAt(r.deps.Log, r.clock.Now(), p, fmt.Sprintf(format, args...))
+}
+
+func logAt(log *slog.Logger, at time.Time, p Phase, msg string) {
+	if !log.Enabled(context.Background(), slog.LevelInfo) {
+		return
 	}
+	rec := slog.NewRecord(at, slog.LevelInfo, msg, 0)
+	rec.AddAttrs(slog.String("phase", string(p)))
+	_ = log.Handler().Handle(context.Background(), rec)
 }
 
 func (r *run) warn(format string, args ...any) {

@@ -45,8 +45,6 @@ type Target interface {
 	Stop(ctx context.Context) error
 	// Endpoint is the base URL probes use, e.g. http://127.0.0.1:8080.
 	Endpoint() string
-	// Teardown releases everything the target created. Idempotent; called with a fresh context.
-	Teardown(ctx context.Context) error
 }
 
 // Preparer is optionally implemented by targets that can get an image ready ahead of time

@@ -6,15 +6,23 @@ import "time"
 // build, the tests, the publish, the host's boot): every expectation not run and the error
 // recorded, so the report still says what happened.
 func Unstarted(target string, cfg Config, err error, at time.Time) *Result {
-	if normalized, nerr := cfg.Normalize(); nerr == nil {
-		cfg = normalized
-	}
-	r := &Result{Target: target, Config: cfg, V: cfg.Image, Started: at, Ended: at}
+	r := &Result{Target: target, Config: cfg, V: cfg.Image, K: cfg.Rollback.Image, Rollback: cfg.Rollback.Choice,
+		Started: at, Ended: at, Expectations: notRun(cfg)}
 	if err != nil {
 		r.Error = "the drill did not start: " + err.Error()
 	}
-	for _, e := range expectationNames {
-		r.Expectations = append(r.Expectations, Expectation{Phase: e.phase, Name: e.name, Status: NotRun})
-	}
 	return r
+}
+
+// notRun is every expectation the drill has, not run yet: the baseline's only when K needs
+// verifying.
+func notRun(cfg Config) []Expectation {
+	var out []Expectation
+	for _, e := range expectationNames {
+		if e.phase == PhaseBaseline && !cfg.Rollback.Verify {
+			continue
+		}
+		out = append(out, Expectation{Phase: e.phase, Name: e.name, Status: NotRun})
+	}
+	return out
 }

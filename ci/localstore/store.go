@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/deploydrill/deploydrill/ci/drill"
+	"github.com/deploydrill/deploydrill/internal/retention"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -26,8 +27,6 @@ import (
 const (
 	refNameAnnotation  = "org.opencontainers.image.ref.name"
 	pushedAtAnnotation = "io.deploydrill.pushed-at"
-	// VerifiedPrefix marks a tag whose image passed a health check in a drill.
-	VerifiedPrefix = "verified-"
 )
 
 // ErrTagExists is returned when a tag is written again with a different digest.
@@ -161,14 +160,14 @@ func (s *Store) List(context.Context) ([]drill.Record, error) {
 	}
 	verified := map[v1.Hash]bool{}
 	for _, d := range descs {
-		if strings.HasPrefix(d.Annotations[refNameAnnotation], VerifiedPrefix) {
+		if retention.IsMark(d.Annotations[refNameAnnotation]) {
 			verified[d.Digest] = true
 		}
 	}
 	var records []drill.Record
 	for _, d := range descs {
 		tag := d.Annotations[refNameAnnotation]
-		if tag == "" || strings.HasPrefix(tag, VerifiedPrefix) {
+		if tag == "" || retention.IsMark(tag) {
 			continue
 		}
 		pushed, _ := time.Parse(time.RFC3339Nano, d.Annotations[pushedAtAnnotation])
@@ -192,7 +191,7 @@ func (s *Store) MarkVerified(_ context.Context, tag string) error {
 	if !ok {
 		return fmt.Errorf("mark %s:%s verified: %w", s.name, tag, ErrNotFound)
 	}
-	mark := VerifiedPrefix + tag
+	mark := retention.VerifiedTag(tag)
 	if _, exists, err := s.find(mark); err != nil || exists {
 		return err
 	}
@@ -218,51 +217,59 @@ func (s *Store) Resolve(_ context.Context, tag string) (drill.Image, error) {
 	return s.image(tag, d.Digest), nil
 }
 
-// Prune deletes every image that is not among keep (tags) or the newest keepVerified verified
-// images, then removes blobs nothing refers to. It returns the tags removed.
-func (s *Store) Prune(ctx context.Context, keep []string, keepVerified int) ([]string, error) {
-	records, err := s.List(ctx)
+// Retain applies the retention rule (internal/retention) to the store: images neither kept by
+// tag nor among the newest verified are deleted with all their tags, then blobs nothing refers
+// to are removed.
+func (s *Store) Retain(ctx context.Context, p retention.Policy) (retention.Outcome, error) {
+	if err := p.Validate(); err != nil {
+		return retention.Outcome{}, fmt.Errorf("retention: %w", err)
+	}
+	descs, err := s.descriptors()
 	if err != nil {
-		return nil, err
+		return retention.Outcome{}, err
 	}
-	keepDigest := map[string]bool{}
-	for _, r := range records {
-		for _, k := range keep {
-			if r.Tag == k {
-				keepDigest[r.Digest] = true
-			}
+	byDigest := map[string]*retention.Image{}
+	var images []*retention.Image
+	for _, d := range descs {
+		tag := d.Annotations[refNameAnnotation]
+		if tag == "" {
+			continue
+		}
+		img := byDigest[d.Digest.String()]
+		if img == nil {
+			img = &retention.Image{Digest: d.Digest.String()}
+			byDigest[img.Digest], images = img, append(images, img)
+		}
+		img.Tags = append(img.Tags, tag)
+		if pushed, err := time.Parse(time.RFC3339Nano, d.Annotations[pushedAtAnnotation]); err == nil && !retention.IsMark(tag) && pushed.After(img.PushedAt) {
+			img.PushedAt = pushed
 		}
 	}
-	kept := 0
-	for _, r := range records { // newest first
-		if r.Verified && kept < keepVerified {
-			keepDigest[r.Digest], kept = true, kept+1
-		}
+	var all []retention.Image
+	for _, img := range images {
+		all = append(all, *img)
 	}
-	var removed []string
-	drop := map[string]bool{}
-	for _, r := range records {
-		if !keepDigest[r.Digest] {
-			drop[r.Digest] = true
-			removed = append(removed, r.Tag)
-		}
-	}
-	if len(drop) == 0 {
-		return nil, nil
+	var out retention.Outcome
+	out.Kept, out.Removed = p.Select(all)
+	if len(out.Removed) == 0 {
+		return out, nil
 	}
 	unlock, err := s.lock()
 	if err != nil {
-		return nil, err
+		return retention.Outcome{}, err
 	}
 	defer unlock()
-	err = s.path.RemoveDescriptors(func(d v1.Descriptor) bool { return drop[d.Digest.String()] })
-	if err != nil {
-		return nil, fmt.Errorf("prune image store: %w", err)
+	drop := map[string]bool{}
+	for _, d := range out.Removed {
+		drop[d] = true
+	}
+	if err := s.path.RemoveDescriptors(func(d v1.Descriptor) bool { return drop[d.Digest.String()] }); err != nil {
+		return retention.Outcome{Kept: out.Kept}, fmt.Errorf("retention in %s: %w", s.dir, err)
 	}
 	if err := s.collectGarbage(); err != nil {
-		return removed, fmt.Errorf("prune image store: %w", err)
+		return out, fmt.Errorf("retention in %s: %w", s.dir, err)
 	}
-	return removed, nil
+	return out, nil
 }
 
 // collectGarbage deletes blobs that no stored image refers to.

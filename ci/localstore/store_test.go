@@ -3,6 +3,7 @@ package localstore
 import (
 	"bytes"
 	"errors"
+	"github.com/deploydrill/deploydrill/internal/retention"
 	"os"
 	"path/filepath"
 	"testing"
@@ -79,27 +80,34 @@ func TestVerifiedIsASecondTagAndListIsNewestFirst(t *testing.T) {
 		t.Errorf("list = %q, want %q", joined(got), want)
 	}
 	mid, _ := s.Resolve(t.Context(), "mid")
-	if mark, err := s.Resolve(t.Context(), VerifiedPrefix+"mid"); err != nil || mark.Digest != mid.Digest {
+	if mark, err := s.Resolve(t.Context(), retention.VerifiedTag("mid")); err != nil || mark.Digest != mid.Digest {
 		t.Errorf("verified-mid points at mid's digest: %v %+v", err, mark)
 	}
 }
 
-func TestPruneKeepsNamedAndNewestVerified(t *testing.T) {
+func TestRetainKeepsNamedAndNewestVerified(t *testing.T) {
 	s, _ := newStore(t)
+	digests := map[string]string{}
 	for _, tag := range []string{"v1", "v2", "v3", "v4", "v5"} {
-		if _, err := s.AddImage(randomImage(t), tag); err != nil {
+		img, err := s.AddImage(randomImage(t), tag)
+		if err != nil {
 			t.Fatal(err)
 		}
+		digests[img.Digest] = tag
 	}
 	for _, tag := range []string{"v1", "v2", "v3"} {
 		s.MarkVerified(t.Context(), tag)
 	}
-	removed, err := s.Prune(t.Context(), []string{"v5"}, 2)
+	out, err := s.Retain(t.Context(), retention.Policy{Keep: []string{"v5"}, KeepVerified: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if joined(removed) != "v4 v1" {
-		t.Errorf("removed %q, want v4 v1 (v5 kept by name, v3 v2 newest verified)", joined(removed))
+	var removed []string
+	for _, d := range out.Removed {
+		removed = append(removed, digests[d])
+	}
+	if joined(removed) != "v1 v4" {
+		t.Errorf("removed %q, want v1 v4 (v5 kept by name, v3 v2 newest verified)", joined(removed))
 	}
 	if _, err := s.Resolve(t.Context(), "v1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("v1 is gone: %v", err)
@@ -107,6 +115,23 @@ func TestPruneKeepsNamedAndNewestVerified(t *testing.T) {
 	blobs, _ := os.ReadDir(filepath.Join(s.Dir(), "blobs", "sha256"))
 	if len(blobs) != 3*4 { // manifest, config, 2 layers for each of 3 images
 		t.Errorf("%d blobs left, want 12: unreferenced blobs are collected", len(blobs))
+	}
+}
+
+func TestRetainKeepVerifiedZeroKeepsOnlyTheNamedImages(t *testing.T) {
+	s, _ := newStore(t)
+	for _, tag := range []string{"v1", "v2"} {
+		if _, err := s.AddImage(randomImage(t), tag); err != nil {
+			t.Fatal(err)
+		}
+		s.MarkVerified(t.Context(), tag)
+	}
+	if _, err := s.Retain(t.Context(), retention.Policy{Keep: []string{"v2"}}); err != nil {
+		t.Fatal(err)
+	}
+	records, _ := s.List(t.Context())
+	if len(records) != 1 || records[0].Tag != "v2" {
+		t.Errorf("left %+v, want only v2: keep-verified 0 keeps no other verified image", records)
 	}
 }
 

@@ -32,7 +32,8 @@ const Schema = "deploydrill.report/v1"
 //	  "figures": {"time_to_detect_ms","time_to_recover_ms","observed_downtime_ms",
 //	              "probes","failed_probes","availability":[...],"latency_ms":{...}},
 //	  "samples": [{"at","offset_ms","phase","want","outcome","latency_ms","version","status","error"}],
-//	  "warnings": [], "error": "", "teardown_error": ""
+//	  "warnings": [], "error": "", "teardown_error": "",
+//	  "teardown": {"steps":[{"name","took_ms","error"}],"retention","left":[],"sweep"}
 //	}
 type Report struct {
 	Schema        string        `json:"schema"`
@@ -54,6 +55,22 @@ type Report struct {
 	Warnings      []string      `json:"warnings"`
 	Error         string        `json:"error"`
 	TeardownError string        `json:"teardown_error"`
+	Teardown      Teardown      `json:"teardown"`
+}
+
+// Teardown is what the run's teardown did, and what may be left when it failed.
+type Teardown struct {
+	Steps     []TeardownStep `json:"steps"`
+	Retention string         `json:"retention"`
+	Left      []string       `json:"left"`  // what may remain, in deletion order
+	Sweep     string         `json:"sweep"` // the command that removes it
+}
+
+// TeardownStep is one step's outcome.
+type TeardownStep struct {
+	Name   string  `json:"name"`
+	TookMS float64 `json:"took_ms"`
+	Error  string  `json:"error"`
 }
 
 // Config is the drill's normalized configuration.
@@ -167,6 +184,8 @@ func New(res *drill.Result, f drill.Figures) Report {
 		Warnings:      append([]string{}, res.Warnings...),
 		Error:         res.Error,
 		TeardownError: res.TeardownError,
+		Teardown: Teardown{Steps: []TeardownStep{}, Retention: res.Teardown.Retention,
+			Left: append([]string{}, res.Teardown.Left...), Sweep: res.Teardown.Sweep},
 		Figures: Figures{
 			TimeToDetectMS: optMillis(f.TimeToDetect), TimeToRecoverMS: optMillis(f.TimeToRecover), ObservedDowntimeMS: optMillis(f.ObservedDowntime),
 			Probes: f.Probes, FailedProbes: f.Failed, Availability: []Availability{},
@@ -176,6 +195,9 @@ func New(res *drill.Result, f drill.Figures) Report {
 	if res.K.Ref != "" {
 		k := image(res.K)
 		r.K = &k
+	}
+	for _, s := range res.Teardown.Steps {
+		r.Teardown.Steps = append(r.Teardown.Steps, TeardownStep{s.Name, millis(s.Took), s.Error})
 	}
 	for _, e := range res.Expectations {
 		r.Expectations = append(r.Expectations, Expectation{string(e.Phase), e.Name, string(e.Status), e.Message})

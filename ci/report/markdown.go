@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/deploydrill/deploydrill/ci/drill"
@@ -17,11 +18,18 @@ func Markdown(res *drill.Result, f drill.Figures) []byte {
 		icon = "❌"
 	}
 	fmt.Fprintf(&b, "## %s Deploy drill %s on `%s`\n\n", icon, strings.ToLower(verdict(res)), md(res.Target))
-	fmt.Fprintf(&b, "Deployed **V** `%s`", md(res.V.Tag))
-	if res.K.Ref != "" {
-		fmt.Fprintf(&b, ", rolled back to **K** `%s`: %s", md(res.K.Tag), md(res.Rollback.Reason))
+	switch {
+	case res.V.Tag == "":
+		b.WriteString("No version was deployed: the run stopped before **V** was published.")
+	case !slices.ContainsFunc(res.Marks, func(m drill.Mark) bool { return m.Phase != drill.PhaseTeardown }):
+		fmt.Fprintf(&b, "Published **V** `%s`; the drill did not start.", md(res.V.Tag))
+	default:
+		fmt.Fprintf(&b, "Deployed **V** `%s`", md(res.V.Tag))
+		if res.K.Ref != "" {
+			fmt.Fprintf(&b, ", rolled back to **K** `%s`: %s", md(res.K.Tag), md(res.Rollback.Reason))
+		}
+		b.WriteString(".")
 	}
-	b.WriteString(".")
 	if res.RollbackTrigger != "" {
 		fmt.Fprintf(&b, " Rollback trigger: %s.", md(res.RollbackTrigger))
 	}
@@ -31,6 +39,13 @@ func Markdown(res *drill.Result, f drill.Figures) []byte {
 	}
 	if res.TeardownError != "" {
 		fmt.Fprintf(&b, "> **Teardown error:** %s — resources may be left behind.\n\n", md(res.TeardownError))
+	}
+	if left := res.Teardown.Left; len(left) > 0 {
+		fmt.Fprintf(&b, "> **May be left:** %s.", md(strings.Join(left, "; ")))
+		if res.Teardown.Sweep != "" {
+			fmt.Fprintf(&b, " Remove it with `%s`.", md(res.Teardown.Sweep))
+		}
+		b.WriteString("\n\n")
 	}
 
 	b.WriteString("| Figure | Value |\n|---|---|\n")

@@ -39,7 +39,7 @@ const (
 )
 
 var phaseFill = map[drill.Phase]string{
-	drill.PhaseDeploy: "#ddf4ff", drill.PhaseLive: "#dafbe1", drill.PhaseStop: "#fff8c5", drill.PhaseOutage: "#ffebe9",
+	drill.PhaseBaseline: "#f6f8fa", drill.PhaseDeploy: "#ddf4ff", drill.PhaseLive: "#dafbe1", drill.PhaseStop: "#fff8c5", drill.PhaseOutage: "#ffebe9",
 	drill.PhaseRollback: "#fff8c5", drill.PhaseRecovery: "#dafbe1", drill.PhaseTeardown: "#eaeef2",
 }
 

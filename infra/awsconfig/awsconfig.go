@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"regexp"
 	"slices"
 	"time"
@@ -30,8 +29,8 @@ type Options struct {
 const localHint = "the local target (--target local) needs no AWS account or credentials"
 
 // Load returns a checked configuration. AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>) are
-// honoured by the SDK itself, so any AWS-compatible endpoint works; with one set, any
-// well-formed region name is accepted.
+// honoured by the SDK itself, so any AWS-compatible endpoint works; the region must still be
+// one AWS knows (the SDK resolves names, signing and ARNs from it), endpoint or not.
 func Load(ctx context.Context, o Options) (aws.Config, error) {
 	var opts []func(*config.LoadOptions) error
 	if o.Region != "" {
@@ -44,7 +43,7 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("aws config: %w", err)
 	}
-	if err := CheckRegion(cfg.Region, customEndpoint(cfg)); err != nil {
+	if err := CheckRegion(cfg.Region); err != nil {
 		return aws.Config{}, err
 	}
 	if err := CheckCredentials(ctx, cfg, o.CredentialTimeout); err != nil {
@@ -53,34 +52,30 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 	return cfg, nil
 }
 
-func customEndpoint(cfg aws.Config) bool {
-	if cfg.BaseEndpoint != nil {
-		return true
-	}
-	for _, svc := range []string{"EC2", "ECR", "SSM"} {
-		if os.Getenv("AWS_ENDPOINT_URL_"+svc) != "" {
-			return true
-		}
-	}
-	return false
-}
-
 var regionShape = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 
-// CheckRegion refuses a missing region, and an unknown one unless a custom endpoint is set.
-func CheckRegion(region string, customEndpoint bool) error {
+// ErrInvalidRegion marks a region CheckRegion refused: missing, malformed or unknown.
+var ErrInvalidRegion = errors.New("invalid aws region")
+
+// CheckRegion refuses a missing region and one AWS does not know, suggesting the nearest
+// known name, endpoint override or not. It makes no network call; its errors wrap
+// ErrInvalidRegion.
+func CheckRegion(region string) error {
 	switch {
 	case region == "":
-		return errors.New("aws region: not set: pass --region, set AWS_REGION, or give the profile a region")
-	case customEndpoint && region != "":
-		return nil
+		return regionError{errors.New("aws region: not set: pass --region, set AWS_REGION, or give the profile a region")}
 	case !regionShape.MatchString(region):
-		return fmt.Errorf("aws region %q: not a region name (like eu-west-1)%s", region, suggest(region))
+		return regionError{fmt.Errorf("aws region %q: not a region name (like eu-west-1)%s", region, suggest(region))}
 	case !slices.Contains(knownRegions, region):
-		return fmt.Errorf("aws region %q: unknown%s", region, suggest(region))
+		return regionError{fmt.Errorf("aws region %q: unknown%s", region, suggest(region))}
 	}
 	return nil
 }
+
+type regionError struct{ err error }
+
+func (e regionError) Error() string        { return e.err.Error() }
+func (e regionError) Is(target error) bool { return target == ErrInvalidRegion }
 
 func suggest(region string) string {
 	best, bestDist := "", 4

@@ -1,6 +1,7 @@
 package awsconfig_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,8 +51,14 @@ func TestLoad(t *testing.T) {
 		{"no region anywhere", keys, awsconfig.Options{}, "", "pass --region"},
 		{"an unknown region", keys, awsconfig.Options{Region: "eu-west-9"}, "", `"eu-west-9": unknown; did you mean eu-west-1?`},
 		{"something that is not a region", keys, awsconfig.Options{Region: "Europe"}, "", "not a region name"},
-		{"any region name with a custom endpoint", func(t *testing.T) { keys(t); t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566") },
-			awsconfig.Options{Region: "garage-1"}, "garage-1", ""},
+		{"a known region with a custom endpoint", func(t *testing.T) { keys(t); t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566") },
+			awsconfig.Options{Region: "eu-west-1"}, "eu-west-1", ""},
+		{"a mistyped region with a custom endpoint still gets the suggestion", func(t *testing.T) {
+			keys(t)
+			t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+		}, awsconfig.Options{Region: "eu-wset-1"}, "", `"eu-wset-1": unknown; did you mean eu-west-1?`},
+		{"an unknown region with a service endpoint", func(t *testing.T) { keys(t); t.Setenv("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:4566") },
+			awsconfig.Options{Region: "garage-1"}, "", "not a region name"},
 		{"no credentials", func(*testing.T) {}, awsconfig.Options{Region: "eu-west-1"}, "", "--target local"},
 		{"a missing profile", keys, awsconfig.Options{Profile: "nope", Region: "eu-west-1"}, "", "nope"},
 	}
@@ -63,6 +70,9 @@ func TestLoad(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+				}
+				if strings.Contains(tt.name, "region") && !errors.Is(err, awsconfig.ErrInvalidRegion) {
+					t.Errorf("err = %v, want it to wrap ErrInvalidRegion", err)
 				}
 				return
 			}

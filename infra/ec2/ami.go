@@ -35,7 +35,7 @@ func (h *Hosts) resolveAMI(ctx context.Context, override string) (image, error) 
 			if ctx.Err() != nil {
 				return image{}, err
 			}
-			h.logf("ec2: %v; falling back to DescribeImages", err)
+			h.log.Info("ami lookup through ssm failed; falling back to DescribeImages", "error", err.Error())
 			id = ""
 		}
 	}

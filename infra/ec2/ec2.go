@@ -1,17 +1,22 @@
 // Package ec2 launches the drill's throwaway host and removes it again: AMI lookup, a per-run
 // security group and key pair, an instance with a pinned SSH host key and a dead-man's switch,
-// the waits until it answers SSH, and the deletes teardown and sweep use.
+// the wait until it runs with a public IP, and the finds and deletes teardown and sweep use.
+// It never dials SSH: the Host it returns carries the address, the pinned host key and the
+// client key, and infra/remote connects.
 package ec2
 
 import (
 	"context"
 	"crypto/rand"
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/deploydrill/deploydrill/infra/wait"
 )
 
 // api is the part of *ec2.Client this package uses.
@@ -42,22 +47,20 @@ type AMISource interface {
 
 // Timing bounds every wait. Tests shrink it; DefaultTiming suits AWS.
 type Timing struct {
-	Running     Poll // the SDK's InstanceRunning waiter: delays and maximum wait
-	Terminated  Poll // the SDK's InstanceTerminated waiter
-	SSH         Poll // TCP + handshake with the pinned host key
-	GroupDelete Poll // DeleteSecurityGroup while AWS still reports DependencyViolation
-	Visibility  Poll // a new instance id EC2 does not know yet (eventual consistency)
+	Running     wait.Poll // the SDK's InstanceRunning waiter: delays and maximum wait
+	Terminated  wait.Poll // the SDK's InstanceTerminated waiter
+	GroupDelete wait.Poll // DeleteSecurityGroup while AWS still reports DependencyViolation
+	Visibility  wait.Poll // a new instance id EC2 does not know yet (eventual consistency)
 }
 
-// DefaultTiming fits AWS: boots take 5-20 s, SSH answers 15-25 s after launch, a group stays
-// in use for seconds to minutes after its instance terminated.
+// DefaultTiming fits AWS: boots take 5-20 s, a group stays in use for seconds to minutes
+// after its instance terminated.
 func DefaultTiming() Timing {
 	return Timing{
-		Running:     Poll{Initial: 2 * time.Second, Max: 10 * time.Second, Timeout: 5 * time.Minute},
-		Terminated:  Poll{Initial: 2 * time.Second, Max: 15 * time.Second, Timeout: 10 * time.Minute},
-		SSH:         Poll{Initial: time.Second, Max: 5 * time.Second, Timeout: 5 * time.Minute},
-		GroupDelete: Poll{Initial: 2 * time.Second, Max: 15 * time.Second, Timeout: 5 * time.Minute},
-		Visibility:  Poll{Initial: time.Second, Max: 5 * time.Second, Timeout: time.Minute},
+		Running:     wait.Poll{Initial: 2 * time.Second, Max: 10 * time.Second, Timeout: 5 * time.Minute},
+		Terminated:  wait.Poll{Initial: 2 * time.Second, Max: 15 * time.Second, Timeout: 10 * time.Minute},
+		GroupDelete: wait.Poll{Initial: 2 * time.Second, Max: 15 * time.Second, Timeout: 5 * time.Minute},
+		Visibility:  wait.Poll{Initial: time.Second, Max: 5 * time.Second, Timeout: time.Minute},
 	}
 }
 
@@ -66,9 +69,9 @@ type Options struct {
 	AMIs     AMISource  // nil: look the AMI up with DescribeImages only
 	DetectIP IPDetector // nil: ask CheckIPURL over HTTPS
 	Timing   Timing     // zero: DefaultTiming()
-	SSHPort  int        // default 22
-	// Logf reports progress (to stderr in the CLI); nil discards it.
-	Logf func(format string, args ...any)
+	SSHPort  int        // the port the host's sshd listens on; default 22
+	// Log reports progress; nil discards it.
+	Log *slog.Logger
 	// Rand feeds key generation; nil means crypto/rand.
 	Rand io.Reader
 }
@@ -80,13 +83,13 @@ type Hosts struct {
 	detectIP IPDetector
 	timing   Timing
 	sshPort  int
-	logf     func(format string, args ...any)
+	log      *slog.Logger
 	rand     io.Reader
 }
 
 // New wraps an EC2 client; *ec2.Client fits.
 func New(c api, o Options) *Hosts {
-	h := &Hosts{api: c, amis: o.AMIs, detectIP: o.DetectIP, timing: o.Timing, sshPort: o.SSHPort, logf: o.Logf, rand: o.Rand}
+	h := &Hosts{api: c, amis: o.AMIs, detectIP: o.DetectIP, timing: o.Timing, sshPort: o.SSHPort, log: o.Log, rand: o.Rand}
 	if h.detectIP == nil {
 		h.detectIP = DetectPublicIP(http.DefaultClient, CheckIPURL)
 	}
@@ -96,8 +99,8 @@ func New(c api, o Options) *Hosts {
 	if h.sshPort == 0 {
 		h.sshPort = 22
 	}
-	if h.logf == nil {
-		h.logf = func(string, ...any) {}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
 	}
 	if h.rand == nil {
 		h.rand = rand.Reader

@@ -2,6 +2,7 @@ package ec2_test
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/deploydrill/deploydrill/infra/ec2"
 	"github.com/deploydrill/deploydrill/infra/runtag"
 	"github.com/deploydrill/deploydrill/infra/ssm"
+	"github.com/deploydrill/deploydrill/infra/wait"
 	"github.com/deploydrill/deploydrill/internal/awsdouble"
 )
 
@@ -16,13 +18,12 @@ import (
 var runnerIP = netip.MustParseAddr("203.0.113.7")
 
 func fastTiming() ec2.Timing {
-	p := ec2.Poll{Initial: time.Millisecond, Max: 5 * time.Millisecond, Timeout: 5 * time.Second}
-	return ec2.Timing{Running: p, Terminated: p, SSH: p, GroupDelete: p, Visibility: p}
+	p := wait.Poll{Initial: time.Millisecond, Max: 5 * time.Millisecond, Timeout: 5 * time.Second}
+	return ec2.Timing{Running: p, Terminated: p, GroupDelete: p, Visibility: p}
 }
 
 type env struct {
 	d     *awsdouble.Double
-	sshd  *awsdouble.SSHD
 	hosts *ec2.Hosts
 }
 
@@ -33,29 +34,22 @@ func realistic(o awsdouble.Options) awsdouble.Options {
 	return o
 }
 
-// newEnv starts a realistic double, an sshd that boots from user-data, and Hosts wired to
-// both with millisecond polls.
+// newEnv starts a realistic double and Hosts wired to it with millisecond polls. Nothing here
+// dials SSH: that is infra/remote's (and the AWS target's tests cover the whole boot).
 func newEnv(t *testing.T, o awsdouble.Options, edit ...func(*ec2.Options)) *env {
 	t.Helper()
 	d := awsdouble.New(realistic(o))
 	t.Cleanup(d.Close)
-	sshd, err := awsdouble.StartSSHD()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sshd.Close() })
-	d.OnRunInstances = sshd.Boot
 	opts := ec2.Options{
 		AMIs:     ssm.NewFromConfig(d.Config()),
 		DetectIP: func(context.Context) (netip.Addr, error) { return runnerIP, nil },
 		Timing:   fastTiming(),
-		SSHPort:  sshd.Port(),
-		Logf:     t.Logf,
+		Log:      slog.New(slog.NewTextHandler(t.Output(), nil)),
 	}
 	for _, e := range edit {
 		e(&opts)
 	}
-	return &env{d: d, sshd: sshd, hosts: ec2.NewFromConfig(d.Config(), opts)}
+	return &env{d: d, hosts: ec2.NewFromConfig(d.Config(), opts)}
 }
 
 func testRun(id string) runtag.Run {

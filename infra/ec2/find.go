@@ -1,6 +1,7 @@
 package ec2
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,21 +15,38 @@ import (
 	"github.com/deploydrill/deploydrill/infra/runtag"
 )
 
+// Resource kinds, in deletion order.
+const (
+	KindInstance      = "instance"
+	KindSecurityGroup = "security group"
+	KindKeyPair       = "key pair"
+	KindVolume        = "volume"
+)
+
 // Resource is one EC2 resource this tool created.
 type Resource struct {
-	Kind      string // "instance", "security group", "key pair", "volume"
-	ID        string // instance, group or volume id; the key pair's name
-	State     string // instances and volumes
-	RunID     string
-	CreatedAt time.Time
+	Kind       string // KindInstance, KindSecurityGroup, KindKeyPair, KindVolume
+	ID         string // instance, group, key pair or volume id
+	Name       string // key pairs: the name, which is what people know them by
+	State      string // instances and volumes; "" when not known
+	RunID      string
+	AttachedTo string // volumes: the instance they are attached to
+	CreatedAt  time.Time
 }
 
+// Label names the resource for people: "key pair deploydrill-r1", "instance i-0abc".
+func (r Resource) Label() string { return r.Kind + " " + cmp.Or(r.Name, r.ID) }
+
+// String is the label with the state and run: "instance i-0abc (running) of run r1".
 func (r Resource) String() string {
-	s := r.Kind + " " + r.ID
+	s := r.Label()
 	if r.State != "" {
 		s += " (" + r.State + ")"
 	}
-	return s + " of run " + r.RunID
+	if r.RunID != "" {
+		s += " of run " + r.RunID
+	}
+	return s
 }
 
 // Found is what Find found, by kind.
@@ -41,8 +59,10 @@ func (f Found) All() []Resource {
 	return slices.Concat(f.Instances, f.SecurityGroups, f.KeyPairs, f.Volumes)
 }
 
-// Find lists the live resources this tool tagged that the selector picks. Terminated
-// instances are not live (AWS shows them for an hour); the default VPC's own group is not ours.
+// Find lists the live resources this tool tagged that the selector picks: every listing
+// filters on the tool's created-by tag (and the run's id when the selector names one), so an
+// untagged resource, whatever its name, is never found. Terminated instances are not live (AWS
+// shows them for an hour). A listing that fails is reported and the others still run.
 func (h *Hosts) Find(ctx context.Context, sel runtag.Selector) (Found, error) {
 	filters := []types.Filter{{Name: aws.String("tag:" + runtag.KeyCreatedBy), Values: []string{runtag.CreatedBy}}}
 	if sel.RunID != "" {
@@ -50,10 +70,11 @@ func (h *Hosts) Find(ctx context.Context, sel runtag.Selector) (Found, error) {
 	}
 	var f Found
 	var errs []error
-	add := func(list *[]Resource, kind, id, state string, tags []types.Tag, created time.Time) {
+	add := func(list *[]Resource, r Resource, tags []types.Tag) {
 		m := tagMap(tags)
-		if sel.Match(m, created) {
-			*list = append(*list, Resource{Kind: kind, ID: id, State: state, RunID: m[runtag.KeyRunID], CreatedAt: created})
+		if sel.Match(m, r.CreatedAt) {
+			r.RunID = m[runtag.KeyRunID]
+			*list = append(*list, r)
 		}
 	}
 
@@ -68,7 +89,8 @@ func (h *Hosts) Find(ctx context.Context, sel runtag.Selector) (Found, error) {
 		}
 		for _, r := range page.Reservations {
 			for _, in := range r.Instances {
-				add(&f.Instances, "instance", aws.ToString(in.InstanceId), string(stateName(in.State)), in.Tags, aws.ToTime(in.LaunchTime))
+				add(&f.Instances, Resource{Kind: KindInstance, ID: aws.ToString(in.InstanceId), State: string(stateName(in.State)),
+					CreatedAt: aws.ToTime(in.LaunchTime)}, in.Tags)
 			}
 		}
 	}
@@ -81,7 +103,7 @@ func (h *Hosts) Find(ctx context.Context, sel runtag.Selector) (Found, error) {
 			break
 		}
 		for _, g := range page.SecurityGroups {
-			add(&f.SecurityGroups, "security group", aws.ToString(g.GroupId), "", g.Tags, time.Time{})
+			add(&f.SecurityGroups, Resource{Kind: KindSecurityGroup, ID: aws.ToString(g.GroupId)}, g.Tags)
 		}
 	}
 
@@ -90,7 +112,8 @@ func (h *Hosts) Find(ctx context.Context, sel runtag.Selector) (Found, error) {
 		errs = append(errs, fmt.Errorf("list key pairs: %w", err))
 	} else {
 		for _, k := range keys.KeyPairs {
-			add(&f.KeyPairs, "key pair", aws.ToString(k.KeyName), "", k.Tags, aws.ToTime(k.CreateTime))
+			add(&f.KeyPairs, Resource{Kind: KindKeyPair, ID: aws.ToString(k.KeyPairId), Name: aws.ToString(k.KeyName),
+				CreatedAt: aws.ToTime(k.CreateTime)}, k.Tags)
 		}
 	}
 
@@ -102,7 +125,11 @@ func (h *Hosts) Find(ctx context.Context, sel runtag.Selector) (Found, error) {
 			break
 		}
 		for _, v := range page.Volumes {
-			add(&f.Volumes, "volume", aws.ToString(v.VolumeId), string(v.State), v.Tags, aws.ToTime(v.CreateTime))
+			r := Resource{Kind: KindVolume, ID: aws.ToString(v.VolumeId), State: string(v.State), CreatedAt: aws.ToTime(v.CreateTime)}
+			for _, a := range v.Attachments {
+				r.AttachedTo = cmp.Or(r.AttachedTo, aws.ToString(a.InstanceId))
+			}
+			add(&f.Volumes, r, v.Tags)
 		}
 	}
 	return f, errors.Join(errs...)

@@ -1,9 +1,11 @@
 package ec2
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -15,13 +17,13 @@ import (
 
 // HostSpec is what LaunchHost is asked for. Zero values take the defaults noted.
 type HostSpec struct {
-	// Run names and tags everything; Run.Lifetime is also the dead-man's switch (--max-lifetime).
+	// Run names and tags everything; Run.Lifetime is also the dead-man's switch.
 	Run          runtag.Run
-	AMI          string       // --ami; default the latest Ubuntu 24.04 LTS amd64
-	InstanceType string       // --instance-type; default t3.micro
-	SubnetID     string       // --subnet-id; default the default VPC's default subnet
-	SSHCIDR      netip.Prefix // --ssh-cidr; default the runner's public IP as a /32
-	HTTPCIDR     netip.Prefix // --http-cidr; default 0.0.0.0/0
+	AMI          string       // default the latest Ubuntu 24.04 LTS amd64
+	InstanceType string       // default t3.micro
+	SubnetID     string       // default the default VPC's default subnet
+	SSHCIDR      netip.Prefix // who may reach port 22; default the runner's public IP as a /32
+	HTTPCIDR     netip.Prefix // who may reach port 80; default 0.0.0.0/0
 	User         string       // remote user; default ubuntu
 	RootGiB      int32        // root volume size; default 8
 }
@@ -29,8 +31,63 @@ type HostSpec struct {
 // DefaultInstanceType is free-tier eligible in most regions; t2.micro works too.
 const DefaultInstanceType = "t3.micro"
 
-func (s HostSpec) withDefaults() (HostSpec, error) {
+// ErrInvalidSpec marks a HostSpec refused before any call to AWS.
+var ErrInvalidSpec = errors.New("invalid host spec")
+
+var (
+	amiPattern          = regexp.MustCompile(`^ami-([0-9a-f]{8}|[0-9a-f]{17})$`)
+	subnetPattern       = regexp.MustCompile(`^subnet-([0-9a-f]{8}|[0-9a-f]{17})$`)
+	instanceTypePattern = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+)
+
+// Validate checks the spec's shape without calling AWS: the run, the AMI and subnet ids, the
+// instance type, the CIDRs (no host bits), the user name and the lifetime. Its errors wrap
+// ErrInvalidSpec. Whether the AMI or subnet exists is LaunchHost's to find out.
+func (s HostSpec) Validate() error {
+	var errs []error
 	if err := s.Run.Validate(); err != nil {
+		errs = append(errs, err)
+	} else if s.Run.Lifetime < time.Minute {
+		errs = append(errs, fmt.Errorf("lifetime %s: shorter than a boot; want at least 1m", s.Run.Lifetime))
+	}
+	if s.AMI != "" && !amiPattern.MatchString(s.AMI) {
+		errs = append(errs, fmt.Errorf("ami %q: not an image id (ami- and 8 or 17 hex digits)", s.AMI))
+	}
+	if s.SubnetID != "" && !subnetPattern.MatchString(s.SubnetID) {
+		errs = append(errs, fmt.Errorf("subnet %q: not a subnet id (subnet- and 8 or 17 hex digits)", s.SubnetID))
+	}
+	if s.InstanceType != "" && !instanceTypePattern.MatchString(s.InstanceType) {
+		errs = append(errs, fmt.Errorf("instance type %q: not an instance type (like t3.micro)", s.InstanceType))
+	}
+	if s.User != "" && !userPattern.MatchString(s.User) {
+		errs = append(errs, fmt.Errorf("remote user %q: not a valid login name", s.User))
+	}
+	for _, c := range []struct {
+		name string
+		p    netip.Prefix
+	}{{"ssh", s.SSHCIDR}, {"http", s.HTTPCIDR}} {
+		if c.p.IsValid() && c.p.Masked() != c.p {
+			errs = append(errs, fmt.Errorf("%s cidr %s: host bits set; did you mean %s?", c.name, c.p, c.p.Masked()))
+		}
+	}
+	if s.RootGiB < 0 {
+		errs = append(errs, fmt.Errorf("root volume %d GiB: must not be negative", s.RootGiB))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return invalidSpec{err}
+	}
+	return nil
+}
+
+// invalidSpec is what Validate found wrong, matching ErrInvalidSpec.
+type invalidSpec struct{ err error }
+
+func (e invalidSpec) Error() string        { return e.err.Error() }
+func (e invalidSpec) Unwrap() error        { return e.err }
+func (e invalidSpec) Is(target error) bool { return target == ErrInvalidSpec }
+
+func (s HostSpec) withDefaults() (HostSpec, error) {
+	if err := s.Validate(); err != nil {
 		return s, fmt.Errorf("launch host: %w", err)
 	}
 	if s.InstanceType == "" {
@@ -45,21 +102,20 @@ func (s HostSpec) withDefaults() (HostSpec, error) {
 	if s.RootGiB == 0 {
 		s.RootGiB = 8
 	}
-	for name, p := range map[string]netip.Prefix{"ssh": s.SSHCIDR, "http": s.HTTPCIDR} {
-		if p.IsValid() && p.Masked() != p {
-			return s, fmt.Errorf("launch host: --%s-cidr %s has host bits set; did you mean %s?", name, p, p.Masked())
-		}
-	}
 	return s, nil
 }
 
-// Host is a launched (or partly launched) drill host. LaunchHost returns it even when it fails,
-// holding what was created so far, so teardown can remove exactly that.
+// Host is a launched (or partly launched) drill host: the run's ledger of what LaunchHost
+// created. LaunchHost returns it even when it fails, holding exactly what was created so far,
+// so teardown removes that and nothing else: a field is set only once AWS confirmed the
+// resource (KeyName only after ImportKeyPair succeeded, say).
 type Host struct {
 	RunID           string
 	InstanceID      string
 	SecurityGroupID string
-	KeyName         string
+	KeyName         string // set once ImportKeyPair succeeded
+	KeyPairID       string
+	VolumeIDs       []string // the root volume, once the instance runs
 	AMI             string
 	InstanceType    string
 	PublicIP        netip.Addr
@@ -67,7 +123,7 @@ type Host struct {
 	User            string
 	HostKey         ssh.PublicKey // the pinned host key the instance presents
 	LaunchedAt      time.Time
-	BootDuration    time.Duration // RunInstances until SSH answered
+	BootDuration    time.Duration // RunInstances until running with a public IP
 
 	// Behind pointers so that printing a Host never prints key material or user-data.
 	keys *runKeys
@@ -84,26 +140,6 @@ func (h *Host) SSHAddr() string {
 	return net.JoinHostPort(h.PublicIP.String(), strconv.Itoa(h.SSHPort))
 }
 
-// ClientConfig logs in with the run's key and accepts only the pinned ed25519 host key.
-func (h *Host) ClientConfig() *ssh.ClientConfig {
-	cfg := &ssh.ClientConfig{
-		User:              h.User,
-		HostKeyAlgorithms: []string{ssh.KeyAlgoED25519},
-		Timeout:           10 * time.Second,
-	}
-	if h.HostKey != nil {
-		cfg.HostKeyCallback = PinnedHostKey(h.HostKey)
-	} else {
-		cfg.HostKeyCallback = func(string, net.Addr, ssh.PublicKey) error {
-			return fmt.Errorf("ssh: no pinned host key for run %s", h.RunID)
-		}
-	}
-	if h.keys != nil {
-		cfg.Auth = []ssh.AuthMethod{ssh.PublicKeys(h.keys.client)}
-	}
-	return cfg
-}
-
 // String names the host for logs.
 func (h *Host) String() string {
 	if h.PublicIP.IsValid() {
@@ -112,7 +148,7 @@ func (h *Host) String() string {
 	return fmt.Sprintf("%s (run %s)", h.InstanceID, h.RunID)
 }
 
-// Signer is the run's client key for SSH login (nil before the key pair was made). It never
+// Signer is the run's client key for SSH login (nil before the keys were made). It never
 // leaves memory: hand it to an SSH client, never to a log or a file.
 func (h *Host) Signer() ssh.Signer {
 	if h.keys == nil {
@@ -120,3 +156,7 @@ func (h *Host) Signer() ssh.Signer {
 	}
 	return h.keys.client
 }
+
+// Unresolved reports whether RunInstances may have created an instance whose id the ledger
+// does not hold (its answer was lost); RecoverInstance finds out.
+func (h *Host) Unresolved() bool { return h != nil && h.InstanceID == "" && h.run != nil }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,8 +26,9 @@ type launch struct {
 	began  time.Time
 }
 
-// LaunchHost boots the drill host and returns once it answers SSH with the pinned host key.
-// On failure the returned Host holds what was created, for teardown; nothing is left untagged.
+// LaunchHost boots the drill host and returns once it runs with a public IP; dialing SSH (with
+// Host.HostKey pinned and Host.Signer) is infra/remote's. On failure the returned Host holds
+// what was created, for teardown; nothing is left untagged.
 func (h *Hosts) LaunchHost(ctx context.Context, spec HostSpec) (*Host, error) {
 	spec, err := spec.withDefaults()
 	if err != nil {
@@ -47,7 +49,6 @@ func (h *Hosts) LaunchHost(ctx context.Context, spec HostSpec) (*Host, error) {
 		{"import key pair", l.importKeyPair},
 		{"run instance", l.runInstance},
 		{"wait until running", l.waitRunning},
-		{"wait for ssh", l.waitSSH},
 	}
 	for _, s := range steps {
 		if err := s.run(ctx); err != nil {
@@ -55,6 +56,7 @@ func (h *Hosts) LaunchHost(ctx context.Context, spec HostSpec) (*Host, error) {
 		}
 	}
 	l.host.BootDuration = time.Since(l.host.LaunchedAt)
+	l.h.log.Info("instance running", "instance", l.host.InstanceID, "ip", l.host.PublicIP.String(), "after", l.host.BootDuration)
 	return l.host, nil
 }
 
@@ -78,7 +80,7 @@ func (l *launch) decideSSHSource(ctx context.Context) error {
 		return err
 	}
 	l.spec.SSHCIDR = hostPrefix(ip)
-	l.h.logf("ec2: ssh allowed from %s (detected; --ssh-cidr overrides)", l.spec.SSHCIDR)
+	l.h.log.Info("ssh allowed from the detected public ip", "cidr", l.spec.SSHCIDR.String())
 	return nil
 }
 
@@ -124,7 +126,7 @@ func tcpFrom(port int32, from netip.Prefix, why string) types.IpPermission {
 
 func (l *launch) importKeyPair(ctx context.Context) error {
 	run := l.spec.Run
-	_, err := l.h.api.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
+	out, err := l.h.api.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
 		KeyName:           aws.String(run.ResourceName()),
 		PublicKeyMaterial: []byte(authorizedKey(l.host.keys.client.PublicKey(), "deploydrill-"+run.ID)),
 		TagSpecifications: tagSpecs(run, types.ResourceTypeKeyPair),
@@ -132,7 +134,7 @@ func (l *launch) importKeyPair(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("import key pair %s: %w", run.ResourceName(), err)
 	}
-	l.host.KeyName = run.ResourceName()
+	l.host.KeyName, l.host.KeyPairID = run.ResourceName(), aws.ToString(out.KeyPairId)
 	return nil
 }
 
@@ -184,7 +186,7 @@ func (l *launch) runInstance(ctx context.Context) error {
 		return fmt.Errorf("run instance: got %d instances, want 1", len(out.Instances))
 	}
 	l.host.InstanceID = aws.ToString(out.Instances[0].InstanceId)
-	l.h.logf("ec2: launched %s (%s, %s) in %s", l.host.InstanceID, l.spec.InstanceType, l.image.id, l.subnet.id)
+	l.h.log.Info("instance launched", "instance", l.host.InstanceID, "type", l.spec.InstanceType, "ami", l.image.id, "subnet", l.subnet.id)
 	return nil
 }
 
@@ -211,17 +213,17 @@ func (l *launch) waitRunning(ctx context.Context) error {
 			if ip, err := netip.ParseAddr(aws.ToString(in.PublicIpAddress)); err == nil {
 				l.host.PublicIP = ip
 			}
+			for _, bd := range in.BlockDeviceMappings {
+				if bd.Ebs != nil && bd.Ebs.VolumeId != nil && !slices.Contains(l.host.VolumeIDs, *bd.Ebs.VolumeId) {
+					l.host.VolumeIDs = append(l.host.VolumeIDs, *bd.Ebs.VolumeId)
+				}
+			}
 		}
 	}
 	if !l.host.PublicIP.IsValid() {
 		return fmt.Errorf("instance %s is running without a public ip: use a public subnet", l.host.InstanceID)
 	}
 	return nil
-}
-
-func (l *launch) waitSSH(ctx context.Context) error {
-	l.h.logf("ec2: %s is running at %s; waiting for ssh", l.host.InstanceID, l.host.PublicIP)
-	return WaitSSH(ctx, l.host.SSHAddr(), l.host.ClientConfig(), l.h.timing.SSH)
 }
 
 // tagSpecs tags resources of these types with the run's tags at creation, which is what IAM's

@@ -2,7 +2,6 @@ package ec2
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -27,7 +26,7 @@ func (h *Hosts) RecoverInstance(ctx context.Context, host *Host) error {
 	if len(out.Instances) > 0 {
 		host.InstanceID = aws.ToString(out.Instances[0].InstanceId)
 		host.run = nil
-		h.logf("ec2: recovered instance %s of run %s", host.InstanceID, host.RunID)
+		h.log.Info("instance recovered by client token", "instance", host.InstanceID, "run", host.RunID)
 	}
 	return nil
 }
@@ -83,11 +82,15 @@ func (h *Hosts) DeleteSecurityGroup(ctx context.Context, id string) error {
 	return nil
 }
 
-// DeleteKeyPair deletes a key pair by name; AWS itself treats a missing name as success.
-func (h *Hosts) DeleteKeyPair(ctx context.Context, name string) error {
-	_, err := h.api.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyName: aws.String(name)})
+// DeleteKeyPair deletes a key pair by its id, never by name: a name can be reused by a key
+// pair this tool did not make. A missing key pair counts as deleted.
+func (h *Hosts) DeleteKeyPair(ctx context.Context, id, name string) error {
+	if id == "" {
+		return fmt.Errorf("delete key pair %s: no key pair id: refusing to delete by name", name)
+	}
+	_, err := h.api.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyPairId: aws.String(id)})
 	if err != nil && errorCode(err) != "InvalidKeyPair.NotFound" {
-		return fmt.Errorf("delete key pair %s: %w", name, err)
+		return fmt.Errorf("delete key pair %s (%s): %w", name, id, err)
 	}
 	return nil
 }
@@ -99,34 +102,4 @@ func (h *Hosts) DeleteVolume(ctx context.Context, id string) error {
 		return fmt.Errorf("delete volume %s: %w", id, err)
 	}
 	return nil
-}
-
-// Remove deletes what Find found, in dependency order: terminate the instances, wait until
-// they are gone, then the security groups, key pairs and detached volumes. Every step runs;
-// the errors are joined.
-func (h *Hosts) Remove(ctx context.Context, f Found) error {
-	var errs []error
-	var ids []string
-	for _, r := range f.Instances {
-		if err := h.Terminate(ctx, r.ID); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		ids = append(ids, r.ID)
-	}
-	if err := h.WaitTerminated(ctx, ids); err != nil {
-		errs = append(errs, err)
-	}
-	for _, r := range f.SecurityGroups {
-		errs = append(errs, h.DeleteSecurityGroup(ctx, r.ID))
-	}
-	for _, r := range f.KeyPairs {
-		errs = append(errs, h.DeleteKeyPair(ctx, r.ID))
-	}
-	for _, r := range f.Volumes {
-		if r.State == "available" {
-			errs = append(errs, h.DeleteVolume(ctx, r.ID))
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 // Package ecr keeps the drill's image repository: created immutable and scanned, its registry
 // credentials, the inventory of earlier drills (tags, digests, push times, verified marks),
-// verified marks as second immutable tags, and retention after a drill.
+// verified marks as second immutable tags, and retention after a drill (internal/retention's
+// rule, applied by digest).
 package ecr
 
 import (
@@ -14,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/deploydrill/deploydrill/infra/runtag"
 )
@@ -41,16 +41,21 @@ const DefaultRepository = "deploydrill"
 
 // Repository is one ECR repository.
 type Repository struct {
-	api  api
-	name string
-	uri  string // learnt from the first describe or create
+	api    api
+	name   string
+	region string // for errors
+	uri    string // learnt from the first describe or create
 }
 
-// New wraps an ECR client; *ecr.Client fits.
-func New(c api, name string) *Repository { return &Repository{api: c, name: name} }
+// New wraps an ECR client; *ecr.Client fits. region only names the place in errors.
+func New(c api, name, region string) *Repository {
+	return &Repository{api: c, name: name, region: region}
+}
 
 // NewFromConfig builds the client from an SDK configuration.
-func NewFromConfig(cfg aws.Config, name string) *Repository { return New(ecr.NewFromConfig(cfg), name) }
+func NewFromConfig(cfg aws.Config, name string) *Repository {
+	return New(ecr.NewFromConfig(cfg), name, cfg.Region)
+}
 
 // Name is the repository's name.
 func (r *Repository) Name() string { return r.name }
@@ -85,14 +90,14 @@ func (r *Repository) EnsureRepository(ctx context.Context, run runtag.Run, ephem
 		return r.EnsureRepository(ctx, run, false)
 	}
 	if err != nil {
-		return Ensured{}, fmt.Errorf("create repository %s: %w", r.name, err)
+		return Ensured{}, r.fail("create", err)
 	}
 	r.uri = aws.ToString(out.Repository.RepositoryUri)
 	e := Ensured{Name: r.name, URI: r.uri, ARN: aws.ToString(out.Repository.RepositoryArn), Created: true, Ephemeral: ephemeral}
 	if _, err := r.api.PutLifecyclePolicy(ctx, &ecr.PutLifecyclePolicyInput{
 		RepositoryName: aws.String(r.name), LifecyclePolicyText: aws.String(LifecyclePolicy),
 	}); err != nil {
-		return e, fmt.Errorf("set lifecycle policy on %s: %w", r.name, err)
+		return e, r.fail("set the lifecycle policy of", err)
 	}
 	return e, nil
 }
@@ -106,7 +111,7 @@ const LifecyclePolicy = `{"rules":[` +
 func (r *Repository) describe(ctx context.Context) (types.Repository, error) {
 	out, err := r.api.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{r.name}})
 	if err != nil {
-		return types.Repository{}, fmt.Errorf("describe repository %s: %w", r.name, err)
+		return types.Repository{}, r.fail("describe", err)
 	}
 	if len(out.Repositories) == 0 {
 		return types.Repository{}, fmt.Errorf("describe repository %s: empty answer", r.name)
@@ -137,7 +142,7 @@ type Auth struct {
 func (r *Repository) RegistryAuth(ctx context.Context) (Auth, error) {
 	out, err := r.api.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
 	if err != nil {
-		return Auth{}, fmt.Errorf("get registry token: %w", err)
+		return Auth{}, r.fail("get a registry token for", err)
 	}
 	if len(out.AuthorizationData) == 0 {
 		return Auth{}, errors.New("get registry token: no authorization data")
@@ -160,7 +165,7 @@ func (r *Repository) RegistryAuth(ctx context.Context) (Auth, error) {
 func (r *Repository) DeleteRepository(ctx context.Context) error {
 	_, err := r.api.DeleteRepository(ctx, &ecr.DeleteRepositoryInput{RepositoryName: aws.String(r.name), Force: true})
 	if err != nil && !isCode(err, "RepositoryNotFoundException") {
-		return fmt.Errorf("delete repository %s: %w", r.name, err)
+		return r.fail("delete", err)
 	}
 	return nil
 }
@@ -176,16 +181,11 @@ func (r *Repository) Tags(ctx context.Context) (tags map[string]string, created 
 	}
 	out, err := r.api.ListTagsForResource(ctx, &ecr.ListTagsForResourceInput{ResourceArn: repo.RepositoryArn})
 	if err != nil {
-		return nil, time.Time{}, true, fmt.Errorf("list tags of repository %s: %w", r.name, err)
+		return nil, time.Time{}, true, r.fail("list the tags of", err)
 	}
 	tags = map[string]string{}
 	for _, t := range out.Tags {
 		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
 	return tags, aws.ToTime(repo.CreatedAt), true, nil
-}
-
-func isCode(err error, code string) bool {
-	var ae smithy.APIError
-	return errors.As(err, &ae) && ae.ErrorCode() == code
 }

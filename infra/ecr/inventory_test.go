@@ -1,6 +1,7 @@
 package ecr_test
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -77,6 +78,47 @@ func TestInventory(t *testing.T) {
 	}
 	if img.Digest != digests["t2"] || !strings.HasSuffix(img.Ref, "/drill@"+digests["t2"]) || img.Version != "t2" {
 		t.Errorf("Resolve = %+v", img)
+	}
+}
+
+func TestInventoryOfARepositoryThatDoesNotExist(t *testing.T) {
+	d := newDouble(t, awsdouble.Options{})
+	repo := ecr.NewFromConfig(d.Config(), "nosuch")
+	recs, err := repo.List(t.Context())
+	if err != nil || len(recs) != 0 {
+		t.Errorf("List = %v, %v; want an empty list (nothing pushed yet)", recs, err)
+	}
+	_, err = repo.Resolve(t.Context(), "v1")
+	if !errors.Is(err, ecr.ErrRepositoryNotFound) ||
+		!strings.Contains(err.Error(), "resolve v1 in repository nosuch (region eu-west-1): the repository does not exist") {
+		t.Errorf("Resolve = %v, want it to say the repository does not exist", err)
+	}
+}
+
+func TestInventoryErrorsSayWhatWhereAndWhyInWords(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault awsdouble.Fault
+		want  string
+	}{
+		{"access denied", awsdouble.Fault{Op: "ecr:DescribeImages", Code: "AccessDeniedException", Message: "User: x is not authorized"},
+			"list images in repository drill (region eu-west-1): access denied (AccessDeniedException): User: x is not authorized"},
+		{"a code without words of its own", awsdouble.Fault{Op: "ecr:DescribeImages", Code: "KmsException", Message: "key disabled"},
+			"list images in repository drill (region eu-west-1): kms (KmsException): key disabled"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDouble(t, awsdouble.Options{})
+			seed(t, d, 1)
+			d.Inject(tt.fault)
+			_, err := ecr.NewFromConfig(d.Config(), "drill").List(t.Context())
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("err = %v\nwant  %s", err, tt.want)
+			}
+			if strings.Contains(fmt.Sprint(err), "https response error") {
+				t.Errorf("err shows the SDK's text: %v", err)
+			}
+		})
 	}
 }
 

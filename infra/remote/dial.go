@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"strings"
+	"os"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/deploydrill/deploydrill/infra/wait"
 )
 
 // Config says where and how to connect. Addr, User, Signer and HostKey are required.
@@ -74,50 +79,83 @@ func (e *HostKeyMismatchError) Error() string {
 // the authorized key before sshd listens.
 var ErrAuthRejected = errors.New("ssh authentication rejected")
 
+// backoff paces Dial's attempts; RetryFor is its deadline.
+const (
+	firstRetry = 100 * time.Millisecond
+	maxRetry   = 2 * time.Second
+)
+
 // Dial connects to cfg.Addr, retrying with backoff while the host refuses or drops connections (as
 // it does for the first seconds of boot), and returns a Runner that reuses the connection for every
 // command. A host key mismatch or a rejected key ends the retries at once.
 func Dial(ctx context.Context, cfg Config) (*Runner, error) {
-	if cfg.Addr == "" || cfg.User == "" || cfg.Signer == nil || cfg.HostKey == nil {
-		return nil, errors.New("ssh dial: Addr, User, Signer and HostKey are required")
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	cfg = cfg.withDefaults()
 	target := cfg.User + "@" + cfg.Addr
-	ctx, cancel := context.WithTimeout(ctx, cfg.RetryFor)
-	defer cancel()
-
 	start := time.Now()
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	var runner *Runner
+	attempts := 0
+	poll := wait.Poll{Initial: firstRetry, Max: maxRetry, Timeout: cfg.RetryFor}
+	err := poll.Run(ctx, "ssh on "+target, func(ctx context.Context) (bool, error) {
+		attempts++
 		client, err := dialOnce(ctx, cfg)
-		if err == nil {
-			cfg.Logger.Info("ssh connected", "target", target, "attempts", attempt, "elapsed", time.Since(start).Round(time.Millisecond))
-			return newRunner(client, cfg), nil
+		switch {
+		case err == nil:
+			runner = newRunner(client, cfg)
+			return true, nil
+		case permanent(err):
+			return true, err
 		}
-		if mismatch := (*HostKeyMismatchError)(nil); errors.As(err, &mismatch) {
-			return nil, fmt.Errorf("ssh dial %s: %w", target, mismatch)
-		}
-		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, fmt.Errorf("ssh dial %s: %w: %w", target, ErrAuthRejected, err)
-		}
-		wait := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			wait.Stop()
-			verb := "timed out"
-			if errors.Is(ctx.Err(), context.Canceled) {
-				verb = "interrupted"
-			}
-			return nil, fmt.Errorf("ssh dial %s: %s after %s and %d attempts: %w (last error: %w)",
-				target, verb, time.Since(start).Round(time.Millisecond), attempt, ctx.Err(), err)
-		case <-wait.C:
-		}
-		cfg.Logger.Info("ssh not ready, retrying", "target", target, "attempt", attempt, "error", err.Error())
-		backoff = min(backoff*2, 2*time.Second)
+		cfg.Logger.Info("ssh not ready, retrying", "target", target, "attempt", attempts, "error", err.Error())
+		return false, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ssh dial %s: %w", target, err)
 	}
+	cfg.Logger.Info("ssh connected", "target", target, "attempts", attempts, "elapsed", time.Since(start).Round(time.Millisecond))
+	return runner, nil
+}
+
+// Reconnect closes r and makes one new connection with the same configuration: no retries, so
+// a caller that polls (for a group membership a new login gets, say) keeps the one retry loop.
+func (r *Runner) Reconnect(ctx context.Context) (*Runner, error) {
+	r.Close()
+	client, err := dialOnce(ctx, r.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ssh reconnect %s@%s: %w", r.cfg.User, r.cfg.Addr, err)
+	}
+	return newRunner(client, r.cfg), nil
+}
+
+func (c Config) check() error {
+	if c.Addr == "" || c.User == "" || c.Signer == nil || c.HostKey == nil {
+		return errors.New("ssh dial: Addr, User, Signer and HostKey are required")
+	}
+	return nil
+}
+
+// permanent reports the failures retrying cannot fix: the wrong host, or a refused key.
+func permanent(err error) bool {
+	var mismatch *HostKeyMismatchError
+	return errors.As(err, &mismatch) || errors.Is(err, ErrAuthRejected)
+}
+
+// Retryable reports whether a Dial or Reconnect error may go away with time (the host is still
+// booting, the network dropped a connection). A *HostKeyMismatchError or ErrAuthRejected never do.
+func Retryable(err error) bool { return err != nil && !permanent(err) }
+
+// handshake records how far one handshake got, so its failure can be told apart by what
+// happened rather than by its text: a failure after the server proved the pinned host key and
+// was offered the client key, which is not the network giving way, is the key being refused.
+type handshake struct {
+	hostKeyAccepted atomic.Bool
+	keyOffered      atomic.Bool
 }
 
 // dialOnce makes one TCP connection and SSH handshake, bounded by cfg.AttemptTimeout and ctx.
+// Its errors are a *HostKeyMismatchError, ErrAuthRejected, or anything else (transient).
 func dialOnce(ctx context.Context, cfg Config) (*ssh.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.AttemptTimeout)
 	defer cancel()
@@ -130,21 +168,46 @@ func dialOnce(ctx context.Context, cfg Config) (*ssh.Client, error) {
 	// the socket when ctx ends covers cancellation.
 	_ = conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	var h handshake
+	pinned := pinnedHostKey(cfg.Addr, cfg.HostKey)
 	c, chans, reqs, err := ssh.NewClientConn(conn, cfg.Addr, &ssh.ClientConfig{
-		User:              cfg.User,
-		Auth:              []ssh.AuthMethod{ssh.PublicKeys(cfg.Signer)},
-		HostKeyCallback:   pinnedHostKey(cfg.Addr, cfg.HostKey),
+		User: cfg.User,
+		Auth: []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+			h.keyOffered.Store(true)
+			return []ssh.Signer{cfg.Signer}, nil
+		})},
+		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+			if err := pinned(hostname, remote, key); err != nil {
+				return err
+			}
+			h.hostKeyAccepted.Store(true)
+			return nil
+		},
 		HostKeyAlgorithms: hostKeyAlgorithms(cfg.HostKey),
 	})
 	if !stop() || err != nil {
 		conn.Close()
-		if err == nil {
-			err = ctx.Err()
+		switch {
+		case err == nil:
+			return nil, ctx.Err()
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("%w: %w", err, ctx.Err())
+		case h.hostKeyAccepted.Load() && h.keyOffered.Load() && !networkError(err):
+			return nil, fmt.Errorf("%w: %w", ErrAuthRejected, err)
 		}
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(c, chans, reqs), nil
+}
+
+// networkError reports a failure of the connection itself (refused, reset, closed, timed out,
+// cut short): what a host that is still booting, or a flaky path, produces.
+func networkError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // pinnedHostKey accepts exactly the pinned key (ssh.FixedHostKey) and turns a refusal into a typed error.

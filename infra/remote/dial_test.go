@@ -4,9 +4,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 func TestDial(t *testing.T) {
@@ -88,16 +94,143 @@ func TestDial(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("a server that drops the client after too many auth failures is a rejection, not a retry", func(t *testing.T) {
+		// OpenSSH with MaxAuthTries 1 disconnects ("Too many authentication failures") instead
+		// of answering with the failure x/crypto words as "unable to authenticate".
+		sshd := newTestSSHD(t)
+		appendConfig(t, sshd, "MaxAuthTries 1\n")
+		sshd.Start(t)
+		proxy := startProxy(t, sshd.Addr)
+		cfg := sshd.config(proxy.Addr)
+		cfg.Signer = newSigner(t)
+		cfg.RetryFor = 2 * time.Second
+		_, err := Dial(t.Context(), cfg)
+		if !errors.Is(err, ErrAuthRejected) || proxy.accepted.Load() != 1 {
+			t.Fatalf("err = %v after %d connections, want ErrAuthRejected after 1", err, proxy.accepted.Load())
+		}
+	})
 	t.Run("giving up says timed out and shows the last error", func(t *testing.T) {
 		sshd := newTestSSHD(t) // never started: nothing listens
 		cfg := sshd.config(sshd.Addr)
 		cfg.RetryFor = 400 * time.Millisecond
 		_, err := Dial(t.Context(), cfg)
-		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "timed out after") ||
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "timed out after 400ms waiting for ssh on") ||
 			!strings.Contains(err.Error(), "connection refused") {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	t.Run("a cancelled caller says interrupted", func(t *testing.T) {
+		sshd := newTestSSHD(t) // never started
+		cfg := sshd.config(sshd.Addr)
+		retries := make(chan struct{}, 100)
+		cfg.Logger = slog.New(notifyHandler{msg: "ssh not ready, retrying", ch: retries})
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() { <-retries; cancel() }()
+		_, err := Dial(ctx, cfg)
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupted after") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("a handshake that never completes ends with the caller's deadline", func(t *testing.T) {
+		silent := silentServer(t)
+		cfg := Config{Addr: silent, User: "u", Signer: newSigner(t), HostKey: newSigner(t).PublicKey(), RetryFor: time.Minute}
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := Dial(ctx, cfg)
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+			t.Fatalf("err = %v after %s, want the caller's deadline", err, time.Since(start))
+		}
+	})
+}
+
+func TestReconnectMakesOneAttempt(t *testing.T) {
+	sshd := newTestSSHD(t)
+	sshd.Start(t)
+	proxy := startProxy(t, sshd.Addr)
+	first := dialTest(t, sshd.config(proxy.Addr))
+
+	proxy.drop.Store(1)
+	_, err := first.Reconnect(t.Context())
+	if err == nil || errors.Is(err, ErrAuthRejected) || proxy.accepted.Load() != 2 {
+		t.Fatalf("reconnect through a dropped connection: %v after %d connections, want one transient failure", err, proxy.accepted.Load())
+	}
+	if first.Err() == nil {
+		t.Error("Reconnect left the old connection open")
+	}
+	second, err := first.Reconnect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if proxy.accepted.Load() != 3 {
+		t.Errorf("%d connections, want 3", proxy.accepted.Load())
+	}
+	if out, err := second.Run(t.Context(), NewCommand("echo", "again")); err != nil || string(out) != "again\n" {
+		t.Fatalf("Run after Reconnect = %q, %v", out, err)
+	}
+
+	sshd2 := newTestSSHD(t) // another host key answers at the address now
+	sshd2.Start(t)
+	cfg := sshd.config(sshd2.Addr)
+	cfg.Signer = sshd2.Client
+	r := dialTestWithKey(t, cfg, sshd2.Host.PublicKey())
+	r.cfg.HostKey = sshd.Host.PublicKey()
+	var mismatch *HostKeyMismatchError
+	if _, err := r.Reconnect(t.Context()); !errors.As(err, &mismatch) {
+		t.Fatalf("reconnect to another host: %v, want *HostKeyMismatchError", err)
+	}
+}
+
+// dialTestWithKey dials with hostKey pinned instead of cfg's.
+func dialTestWithKey(t *testing.T, cfg Config, hostKey ssh.PublicKey) *Runner {
+	t.Helper()
+	cfg.HostKey = hostKey
+	return dialTest(t, cfg)
+}
+
+// appendConfig adds lines to a prepared sshd's configuration before Start.
+func appendConfig(t *testing.T, s *testSSHD, lines string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(s.dir, "sshd_config"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(lines); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// silentServer accepts TCP connections and never says a word: a handshake with it never ends.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // notifyHandler signals ch for every log record with message msg.

@@ -129,14 +129,14 @@ func (r *Runner) runStep(ctx context.Context, argv []string, o step) ([]byte, er
 	case <-ctx.Done():
 		go func() {
 			if s := <-opened; s.err == nil && o.stopOnCancel {
-				r.stop(s.sess, wait(s.sess), pid.pid)
+				r.stop(s.sess, waitSession(s.sess), pid.pid)
 			} else if s.err == nil {
 				s.sess.Close()
 			}
 		}()
 		return nil, r.ctxError(ctx, name, start, "while starting (remote process being stopped)", "", secrets)
 	}
-	exited := wait(sess)
+	exited := waitSession(sess)
 	select {
 	case err := <-exited:
 		sess.Close()
@@ -158,7 +158,7 @@ func (r *Runner) runStep(ctx context.Context, argv []string, o step) ([]byte, er
 	}
 }
 
-func wait(sess *ssh.Session) <-chan error {
+func waitSession(sess *ssh.Session) <-chan error {
 	exited := make(chan error, 1)
 	go func() { exited <- sess.Wait() }()
 	return exited

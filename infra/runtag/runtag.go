@@ -47,11 +47,20 @@ func NewID(now time.Time) string {
 	return now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 
+// CheckID reports a run id that cannot name or tag AWS resources.
+func CheckID(id string) error {
+	if !runIDPattern.MatchString(id) {
+		return fmt.Errorf("run id %q: want 1-48 lowercase letters, digits or dashes", id)
+	}
+	return nil
+}
+
 // Validate reports a run that cannot name or tag AWS resources.
 func (r Run) Validate() error {
+	if err := CheckID(r.ID); err != nil {
+		return err
+	}
 	switch {
-	case !runIDPattern.MatchString(r.ID):
-		return fmt.Errorf("run id %q: want 1-48 lowercase letters, digits or dashes", r.ID)
 	case r.CreatedAt.IsZero():
 		return fmt.Errorf("run %s: creation time not set", r.ID)
 	case r.Lifetime <= 0:

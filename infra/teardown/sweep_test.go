@@ -3,66 +3,62 @@ package teardown_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/deploydrill/deploydrill/infra/ec2"
-	"github.com/deploydrill/deploydrill/infra/ecr"
 	"github.com/deploydrill/deploydrill/infra/runtag"
-	"github.com/deploydrill/deploydrill/infra/teardown"
 	"github.com/deploydrill/deploydrill/internal/awsdouble"
 )
 
-func (w *world) sweeper(out *bytes.Buffer) teardown.Sweeper {
-	return teardown.Sweeper{Hosts: w.hosts, Repositories: []*ecr.Repository{w.repo}, Out: out, Progress: logWriter{w.t}}
-}
+func (w *world) selector() runtag.Selector { return runtag.Selector{RunID: w.run.ID} }
 
-// sweepUntilClean sweeps like a user re-running `sweep` after a non-zero exit, at most three times.
-func (w *world) sweepUntilClean(sel runtag.Selector) (runs int, out string) {
-	var buf bytes.Buffer
+// sweepUntilClean sweeps like a user re-running `sweep` after a non-zero exit, at most three
+// times, and returns the labels of what the sweeps removed.
+func (w *world) sweepUntilClean(sel runtag.Selector) (runs int, removed []string) {
 	for runs = 1; runs <= 3; runs++ {
-		res, err := w.sweeper(&buf).Sweep(w.t.Context(), sel, false)
+		res, err := w.plan().Sweep(w.t.Context(), sel, false)
+		removed = append(removed, labels(res.Removed)...)
 		if err == nil && len(res.Remaining) == 0 {
-			return runs, buf.String()
+			return runs, removed
 		}
 		w.t.Logf("sweep %d: %v; remaining %v", runs, err, res.Remaining)
 	}
-	return runs, buf.String()
+	return runs, removed
 }
 
 func TestSweepAfterAKilledRun(t *testing.T) {
 	t.Run("the dead-man's switch took the host; sweep removes the rest", func(t *testing.T) {
 		w := newWorld(t, awsdouble.Options{})
-		plan, err := w.provision(t.Context())
+		host, err := w.provision(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := w.d.PowerOff(plan.Host.InstanceID); err != nil {
+		if err := w.d.PowerOff(host.InstanceID); err != nil {
 			t.Fatal(err)
 		}
 		w.d.Settle()
-		var out bytes.Buffer
-		res, err := w.sweeper(&out).Sweep(t.Context(), runtag.Selector{RunID: "r1"}, false)
+		res, err := w.plan().Sweep(t.Context(), runtag.Selector{RunID: "r1"}, false)
 		if err != nil || len(res.Remaining) != 0 {
 			t.Fatalf("sweep: %v, remaining %v", err, res.Remaining)
 		}
-		for _, want := range []string{"removed security group " + plan.Host.SecurityGroupID, "removed key pair deploydrill-r1", "removed repository drill"} {
-			if !strings.Contains(out.String(), want) {
-				t.Errorf("output lacks %q:\n%s", want, out.String())
-			}
+		want := []string{"security group " + host.SecurityGroupID, "key pair deploydrill-r1", "repository drill"}
+		if got := labels(res.Removed); !slices.Equal(got, want) {
+			t.Errorf("removed %v, want %v", got, want)
 		}
 		w.assertClean()
 	})
 	t.Run("the host is still running; sweep terminates it first", func(t *testing.T) {
 		w := newWorld(t, awsdouble.Options{})
-		plan, err := w.provision(t.Context())
+		host, err := w.provision(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if runs, out := w.sweepUntilClean(runtag.Selector{}); runs != 1 || !strings.Contains(out, "removed instance "+plan.Host.InstanceID) {
-			t.Errorf("took %d sweeps; output:\n%s", runs, out)
+		if runs, removed := w.sweepUntilClean(runtag.Selector{}); runs != 1 || removed[0] != "instance "+host.InstanceID {
+			t.Errorf("took %d sweeps; removed %v", runs, removed)
 		}
 		w.assertClean()
 	})
@@ -82,11 +78,50 @@ func TestSweepAfterARunKilledAtEachStep(t *testing.T) {
 			w.d.AfterOp = nil
 			// No teardown: the runner is gone. An instance launched a moment ago may be invisible
 			// to the first sweep's listing; that sweep then reports it as remaining.
-			if runs, out := w.sweepUntilClean(runtag.Selector{RunID: "r1"}); runs > 3 {
-				t.Errorf("not clean after 3 sweeps; output:\n%s", out)
+			if runs, removed := w.sweepUntilClean(runtag.Selector{RunID: "r1"}); runs > 3 {
+				t.Errorf("not clean after 3 sweeps; removed %v", removed)
 			}
 			w.assertClean()
 		})
+	}
+}
+
+func TestSweepLeavesWhatTheToolDidNotTag(t *testing.T) {
+	w := newWorld(t, awsdouble.Options{})
+	if _, err := w.provision(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.d.ImportKeyPair("deploydrill-other", nil); err != nil { // a namesake, not ours
+		t.Fatal(err)
+	}
+	if runs, _ := w.sweepUntilClean(runtag.Selector{}); runs != 1 {
+		t.Errorf("took %d sweeps", runs)
+	}
+	if keys := w.d.KeyPairs(); len(keys) != 1 || keys[0].Name != "deploydrill-other" {
+		t.Errorf("key pairs after the sweep: %+v, want the untagged one untouched", keys)
+	}
+	w.assertClean()
+}
+
+func TestSweepSaysItKeepsAPersistentRepositoryOnce(t *testing.T) {
+	w := newWorld(t, awsdouble.Options{})
+	if _, err := w.repo.EnsureRepository(t.Context(), w.run, false); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	w.log = slog.New(slog.NewTextHandler(&logs, nil))
+	res, err := w.plan().Sweep(t.Context(), runtag.Selector{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "keeping repository drill"); n != 1 {
+		t.Errorf("said %d times that it keeps the repository, want once:\n%s", n, logs.String())
+	}
+	if len(res.Kept) != 1 || len(res.Remaining) != 0 {
+		t.Errorf("kept %v, remaining %v", res.Kept, res.Remaining)
+	}
+	if _, ok := w.d.Repository("drill"); !ok {
+		t.Error("sweep deleted a persistent repository")
 	}
 }
 
@@ -105,18 +140,16 @@ func TestSweepSelects(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var dry bytes.Buffer
-	res, err := w.sweeper(&dry).Sweep(t.Context(), runtag.Selector{}, true)
+	res, err := w.plan().Sweep(t.Context(), runtag.Selector{}, true)
 	// Two runs of an instance, its root volume, a group and a key pair each.
-	if err != nil || len(res.Found) != 8 || len(res.Remaining) != 8 || strings.Count(dry.String(), "would remove ") != 8 {
-		t.Fatalf("dry run: %v, found %v, output:\n%s", err, res.Found, dry.String())
+	if err != nil || len(res.Found) != 8 || len(res.Remaining) != 8 || len(res.Removed) != 0 {
+		t.Fatalf("dry run: %v, found %v, removed %v", err, res.Found, res.Removed)
 	}
 	if n := len(w.d.Leftovers(runtag.KeyCreatedBy, "")); n != 9 {
 		t.Fatalf("a dry run removed something: %d left, want 9", n)
 	}
 
-	var out bytes.Buffer
-	res, err = w.sweeper(&out).Sweep(t.Context(), runtag.Selector{OlderThan: 2 * time.Hour, Now: now}, false)
+	res, err = w.plan().Sweep(t.Context(), runtag.Selector{OlderThan: 2 * time.Hour, Now: now}, false)
 	if err != nil || len(res.Removed) != 4 || len(res.Remaining) != 0 {
 		t.Fatalf("older than 2h: %v, %+v", err, res)
 	}
@@ -127,11 +160,11 @@ func TestSweepSelects(t *testing.T) {
 		t.Errorf("the newer run lost resources: %v", left)
 	}
 
-	res, err = w.sweeper(&out).Sweep(t.Context(), runtag.Selector{Expired: true, Now: now}, false)
+	res, err = w.plan().Sweep(t.Context(), runtag.Selector{Expired: true, Now: now}, false)
 	if err != nil || len(res.Removed) != 0 {
 		t.Errorf("nothing of the new run is expired yet: %v, %+v", err, res)
 	}
-	res, err = w.sweeper(&out).Sweep(t.Context(), runtag.Selector{Expired: true, Now: now.Add(time.Hour)}, false)
+	res, err = w.plan().Sweep(t.Context(), runtag.Selector{Expired: true, Now: now.Add(time.Hour)}, false)
 	if err != nil || len(res.Removed) != 4 {
 		t.Errorf("an hour later the new run is expired: %v, %+v", err, res)
 	}

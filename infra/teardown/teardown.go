@@ -1,14 +1,21 @@
-// Package teardown removes what a drill run created, as an ordered list of named, idempotent
-// steps whose errors are collected so none hides another; and sweeps up after runs that were
-// killed before they could tear down.
+// Package teardown removes what drill runs created, for one run's teardown and for sweep alike:
+// one ordered list of named, idempotent steps (find → terminate instances → wait until they
+// are terminated → delete security groups → key pairs → detached volumes → ephemeral
+// repositories), built from a selection and run to the end whatever the earlier steps did,
+// with the errors collected per step so none hides another. A dry run goes through the same
+// steps and lists what they would remove (cloud-nuke's model: find, then nuke).
+//
+// Only what carries the tool's tags for the selection, or what the run's ledger (the
+// *ec2.Host LaunchHost returned) says the run created, is ever deleted: never a resource found
+// by name alone.
 package teardown
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"slices"
+	"log/slog"
 	"time"
 
 	"github.com/deploydrill/deploydrill/infra/ec2"
@@ -16,31 +23,53 @@ import (
 	"github.com/deploydrill/deploydrill/infra/runtag"
 )
 
-// Step is one named teardown step. Steps are idempotent: what is already gone counts as done.
+// Step is one named step. Steps are idempotent: what is already gone counts as done.
 type Step struct {
 	Name string
 	Run  func(ctx context.Context) error
 }
 
-// Run runs every step in order, whatever the earlier ones did, writes one progress line per
-// step and joins the errors, each prefixed with its step's name.
-func Run(ctx context.Context, steps []Step, progress io.Writer) error {
-	var errs []error
+// StepResult is what one step did.
+type StepResult struct {
+	Name string
+	Took time.Duration
+	Err  error // nil when it succeeded
+}
+
+// RunSteps runs every step in order, whatever the earlier ones did, and logs one line per step.
+// Once ctx has ended the remaining steps are not called (no further API calls): each is
+// recorded as not run, with the context's error.
+func RunSteps(ctx context.Context, log *slog.Logger, steps []Step) []StepResult {
+	log = orDiscard(log)
+	out := make([]StepResult, 0, len(steps))
 	for _, s := range steps {
-		start := time.Now()
-		err := s.Run(ctx)
-		took := time.Since(start).Round(time.Millisecond)
-		if err != nil {
-			fmt.Fprintf(progress, "teardown: %s: failed after %s: %v\n", s.Name, took, err)
-			errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
+		if err := ctx.Err(); err != nil {
+			log.Warn(s.Name+" not run", "error", err.Error())
+			out = append(out, StepResult{Name: s.Name, Err: fmt.Errorf("not run: %w", err)})
 			continue
 		}
-		fmt.Fprintf(progress, "teardown: %s: done in %s\n", s.Name, took)
+		start := time.Now()
+		err := s.Run(ctx)
+		took := time.Since(start)
+		if err != nil {
+			log.Warn(s.Name+" failed", "took", took, "error", err.Error())
+		} else {
+			log.Info(s.Name, "took", took)
+		}
+		out = append(out, StepResult{Name: s.Name, Took: took, Err: err})
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("teardown: %w", errors.Join(errs...))
+	return out
+}
+
+// Errors joins the failed steps' errors, each prefixed with its step's name; nil when all passed.
+func Errors(steps []StepResult) error {
+	var errs []error
+	for _, s := range steps {
+		if s.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Name, s.Err))
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // FreshContext is the context for a deferred teardown: it keeps the run context's values but
@@ -49,116 +78,89 @@ func FreshContext(run context.Context, timeout time.Duration) (context.Context, 
 	return context.WithTimeout(context.WithoutCancel(run), timeout)
 }
 
-// Plan is what one run's teardown knows. Every field but Hosts and RunID may be empty: a run
-// that failed early tears down what it got to.
+// Selection says what to remove.
+type Selection struct {
+	// Selector picks resources by the tool's tags: the run's id for a teardown, the sweep's
+	// filter for a sweep.
+	Selector runtag.Selector
+	// Ledger is what the run's LaunchHost recorded (teardown only; nil for a sweep): what the
+	// run created, known even when a listing cannot see it yet or cannot be made at all.
+	Ledger *ec2.Host
+}
+
+// ForRun selects one run's resources: its ledger (nil when LaunchHost never ran) and
+// everything tagged with its id.
+func ForRun(runID string, ledger *ec2.Host) Selection {
+	return Selection{Selector: runtag.Selector{RunID: runID}, Ledger: ledger}
+}
+
+// Plan removes what a selection picks. Log receives one line per step and per resource
+// (nil discards them).
 type Plan struct {
-	RunID string
 	Hosts *ec2.Hosts
-	Host  *ec2.Host // as LaunchHost returned it, possibly partial
-	// Repository is the drill's repository. Teardown deletes it when its tags say this run
-	// created it as ephemeral (whatever EnsureRepository got to report); otherwise it applies
-	// Retention, unless that is nil (say, nothing was pushed).
-	Repository *ecr.Repository
-	Retention  *ecr.Retention
-	// Logf reports details (retention results, recovered instances); nil discards them.
-	Logf func(format string, args ...any)
+	// Repositories are checked for ephemeral repositories the tool created (tagged
+	// deploydrill:ephemeral=true), which are deleted; persistent ones hold the inventory of
+	// verified images and are kept.
+	Repositories []*ecr.Repository
+	Log          *slog.Logger
 }
 
-// Steps lists the run's teardown: terminate → wait terminated → delete the security group →
-// delete the key pair → delete detached volumes → ECR retention (or the ephemeral repository).
-// Resources are found both from what the run recorded and by the run's tag, so a resource
-// whose creation answer was lost is removed as well.
-func (p Plan) Steps() []Step {
-	logf := p.Logf
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
-	host := p.Host
-	if host == nil {
-		host = &ec2.Host{RunID: p.RunID}
-	}
-	var found ec2.Found
-	var terminated []string
-	steps := []Step{
-		{"terminate instance", func(ctx context.Context) error {
-			var errs []error
-			if err := p.Hosts.RecoverInstance(ctx, host); err != nil {
-				errs = append(errs, err)
-			}
-			var err error
-			if found, err = p.Hosts.Find(ctx, runtag.Selector{RunID: p.RunID}); err != nil {
-				errs = append(errs, err)
-			}
-			for _, id := range union(host.InstanceID, found.Instances) {
-				if err := p.Hosts.Terminate(ctx, id); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				terminated = append(terminated, id)
-			}
-			return errors.Join(errs...)
-		}},
-		{"wait until terminated", func(ctx context.Context) error {
-			return p.Hosts.WaitTerminated(ctx, terminated)
-		}},
-		{"delete security group", func(ctx context.Context) error {
-			var errs []error
-			for _, id := range union(host.SecurityGroupID, found.SecurityGroups) {
-				errs = append(errs, p.Hosts.DeleteSecurityGroup(ctx, id))
-			}
-			return errors.Join(errs...)
-		}},
-		{"delete key pair", func(ctx context.Context) error {
-			// The name is the run's, so even a key pair whose import answer was lost goes.
-			name := runtag.Run{ID: p.RunID}.ResourceName()
-			var errs []error
-			for _, n := range union(name, found.KeyPairs) {
-				errs = append(errs, p.Hosts.DeleteKeyPair(ctx, n))
-			}
-			return errors.Join(errs...)
-		}},
-		{"delete detached volumes", func(ctx context.Context) error {
-			var errs []error
-			for _, v := range found.Volumes {
-				if v.State == "available" {
-					errs = append(errs, p.Hosts.DeleteVolume(ctx, v.ID))
-				}
-			}
-			return errors.Join(errs...)
-		}},
-	}
-	if p.Repository != nil {
-		steps = append(steps, Step{"ecr retention or ephemeral repository", func(ctx context.Context) error {
-			tags, _, exists, err := p.Repository.Tags(ctx)
-			switch {
-			case err != nil:
-				return err
-			case !exists:
-				return nil
-			case tags[runtag.KeyRunID] == p.RunID && tags[runtag.KeyEphemeral] == "true":
-				logf("teardown: deleting ephemeral repository %s", p.Repository.Name())
-				return p.Repository.DeleteRepository(ctx)
-			case p.Retention == nil:
-				return nil
-			}
-			res, err := p.Repository.Retain(ctx, *p.Retention)
-			logf("teardown: retention in %s: %s", p.Repository.Name(), res)
-			return err
-		}})
-	}
-	return steps
+// KindRepository is the kind of an ephemeral ECR repository; it goes last.
+const KindRepository = "repository"
+
+// Resource is one resource a plan found or knew of: infra/ec2's, which also names
+// repositories (KindRepository).
+type Resource = ec2.Resource
+
+func key(r Resource) string { return r.Kind + "/" + cmp.Or(r.ID, "name:"+r.Name) }
+
+// Result is what a plan did.
+type Result struct {
+	DryRun  bool
+	Steps   []StepResult
+	Found   []Resource // what the ledger knew and the listings found, in deletion order
+	Removed []Resource // confirmed gone, in the order they went
+	Kept    []string   // what was found and deliberately kept (persistent repositories)
+	// Remaining is what may be left: for Remove, Found less Removed (no further API call);
+	// for Sweep, what looking again still found.
+	Remaining []Resource
 }
 
-// union is known (when set) plus the ids of found, without repeats.
-func union(known string, found []ec2.Resource) []string {
-	var ids []string
-	if known != "" {
-		ids = append(ids, known)
+// Err joins the failed steps' errors; nil when every step succeeded.
+func (r Result) Err() error { return Errors(r.Steps) }
+
+// Remove runs the steps for sel (with dry, lists what they would remove and removes nothing)
+// and says what may remain without looking again: Found less Removed. It is what a run's
+// teardown uses; when ctx ends part way, the steps not yet run are skipped and Remaining
+// still names everything the ledger and the listings knew.
+func (p Plan) Remove(ctx context.Context, sel Selection, dry bool) Result {
+	j := p.newJob(sel, dry)
+	j.res.Steps = RunSteps(ctx, p.Log, j.steps())
+	j.res.Remaining = j.left()
+	return *j.res
+}
+
+// Sweep removes (with dry, lists) every resource of the tool that sel picks, in dependency
+// order, then looks again: Remaining is what is still there (with dry, everything found). The
+// error joins the failures of the steps and of the second look.
+func (p Plan) Sweep(ctx context.Context, sel runtag.Selector, dry bool) (Result, error) {
+	res := p.Remove(ctx, Selection{Selector: sel}, dry)
+	err := res.Err()
+	if dry || ctx.Err() != nil {
+		return res, err
 	}
-	for _, r := range found {
-		if !slices.Contains(ids, r.ID) {
-			ids = append(ids, r.ID)
-		}
+	again := p.newJob(Selection{Selector: sel}, true)
+	again.quiet = true
+	if lerr := again.find(ctx); lerr != nil {
+		return res, errors.Join(err, fmt.Errorf("look again: %w", lerr))
 	}
-	return ids
+	res.Remaining = again.res.Found
+	return res, err
+}
+
+func orDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
 }

@@ -2,6 +2,7 @@ package teardown_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -16,17 +17,19 @@ import (
 	"github.com/deploydrill/deploydrill/infra/runtag"
 	"github.com/deploydrill/deploydrill/infra/ssm"
 	"github.com/deploydrill/deploydrill/infra/teardown"
+	"github.com/deploydrill/deploydrill/infra/wait"
 	"github.com/deploydrill/deploydrill/internal/awsdouble"
 )
 
-// world is one AWS double with an sshd that boots from user-data, and the tool's clients.
+// world is one AWS double and the tool's clients. Nothing here dials SSH: LaunchHost ends when
+// the instance runs, and the AWS target's tests cover SSH and Docker.
 type world struct {
 	t     testing.TB
 	d     *awsdouble.Double
-	sshd  *awsdouble.SSHD
 	hosts *ec2.Hosts
 	repo  *ecr.Repository
 	run   runtag.Run
+	log   *slog.Logger
 }
 
 var created = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -36,45 +39,41 @@ func newWorld(t testing.TB, o awsdouble.Options) *world {
 	o.PendingDescribes, o.ShuttingDownDescribes, o.NotFoundCalls, o.DependencyAttempts = 2, 2, 1, 2
 	d := awsdouble.New(o)
 	t.Cleanup(d.Close)
-	sshd, err := awsdouble.StartSSHD()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sshd.Close() })
-	d.OnRunInstances = sshd.Boot
-	fast := ec2.Poll{Initial: time.Millisecond, Max: 4 * time.Millisecond, Timeout: 5 * time.Second}
+	fast := wait.Poll{Initial: time.Millisecond, Max: 4 * time.Millisecond, Timeout: 5 * time.Second}
 	// A group that stays in use (its instance was never terminated) fails fast instead of in 5 min.
-	groups := ec2.Poll{Initial: time.Millisecond, Max: 4 * time.Millisecond, Timeout: 300 * time.Millisecond}
+	groups := wait.Poll{Initial: time.Millisecond, Max: 4 * time.Millisecond, Timeout: 300 * time.Millisecond}
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
 	hosts := ec2.NewFromConfig(d.Config(), ec2.Options{
 		AMIs:     ssm.NewFromConfig(d.Config()),
 		DetectIP: func(context.Context) (netip.Addr, error) { return netip.MustParseAddr("203.0.113.7"), nil },
-		Timing:   ec2.Timing{Running: fast, Terminated: fast, SSH: fast, GroupDelete: groups, Visibility: fast},
-		SSHPort:  sshd.Port(),
+		Timing:   ec2.Timing{Running: fast, Terminated: fast, GroupDelete: groups, Visibility: fast},
+		Log:      log,
 	})
-	return &world{t: t, d: d, sshd: sshd, hosts: hosts, repo: ecr.NewFromConfig(d.Config(), "drill"),
+	return &world{t: t, d: d, hosts: hosts, repo: ecr.NewFromConfig(d.Config(), "drill"), log: log,
 		run: runtag.Run{ID: "r1", App: "app", GitSHA: "abc1234", CreatedAt: created, Lifetime: 30 * time.Minute}}
 }
 
-// provision does what the AWS target does before the drill: an ephemeral repository, registry
-// credentials, and the host. The plan covers whatever got created, even on error.
-func (w *world) provision(ctx context.Context) (teardown.Plan, error) {
-	plan := teardown.Plan{RunID: w.run.ID, Hosts: w.hosts, Repository: w.repo, Retention: &ecr.Retention{Keep: []string{"v"}}, Logf: w.t.Logf}
-	if _, err := w.repo.EnsureRepository(ctx, w.run, true); err != nil {
-		return plan, err
-	}
-	if _, err := w.repo.RegistryAuth(ctx); err != nil {
-		return plan, err
-	}
-	var err error
-	plan.Host, err = w.hosts.LaunchHost(ctx, ec2.HostSpec{Run: w.run})
-	return plan, err
+func (w *world) plan() teardown.Plan {
+	return teardown.Plan{Hosts: w.hosts, Repositories: []*ecr.Repository{w.repo}, Log: w.log}
 }
 
-// teardown runs the plan from a fresh context, as the target's deferred teardown does.
-func (w *world) teardown(ctx context.Context, plan teardown.Plan) error {
+// provision does what the AWS target does before the drill: an ephemeral repository, registry
+// credentials, and the host. The ledger covers whatever got created, even on error.
+func (w *world) provision(ctx context.Context) (*ec2.Host, error) {
+	if _, err := w.repo.EnsureRepository(ctx, w.run, true); err != nil {
+		return nil, err
+	}
+	if _, err := w.repo.RegistryAuth(ctx); err != nil {
+		return nil, err
+	}
+	return w.hosts.LaunchHost(ctx, ec2.HostSpec{Run: w.run})
+}
+
+// teardown removes the run from a fresh context, as the target's deferred teardown does.
+func (w *world) teardown(ctx context.Context, ledger *ec2.Host) teardown.Result {
 	ctx, cancel := teardown.FreshContext(ctx, 30*time.Second)
 	defer cancel()
-	return teardown.Run(ctx, plan.Steps(), logWriter{w.t})
+	return w.plan().Remove(ctx, teardown.ForRun(w.run.ID, ledger), false)
 }
 
 // assertClean checks the double holds nothing of the run and served only what IAM allows.
@@ -129,9 +128,10 @@ func distinct(ops []string) []string {
 	return out
 }
 
-type logWriter struct{ t testing.TB }
-
-func (l logWriter) Write(p []byte) (int, error) {
-	l.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
+func labels(rs []teardown.Resource) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Label())
+	}
+	return out
 }

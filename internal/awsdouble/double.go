@@ -79,6 +79,8 @@ type Double struct {
 	rng    *rand.Rand
 	ops    []string
 	faults []*faultState
+	stalls []*stall
+	closed chan struct{}
 	seq    int
 
 	vpcs      []*vpc
@@ -125,6 +127,7 @@ func New(o Options) *Double {
 		tokens:    map[string]string{},
 		repos:     map[string]*repository{},
 		params:    map[string]string{},
+		closed:    make(chan struct{}),
 	}
 	if d.opts.RegistryPassword == "" {
 		b := make([]byte, 24)
@@ -139,8 +142,71 @@ func New(o Options) *Double {
 	return d
 }
 
-// Close stops the server.
-func (d *Double) Close() { d.srv.Close() }
+// Close releases every stalled call and stops the server.
+func (d *Double) Close() {
+	d.mu.Lock()
+	select {
+	case <-d.closed:
+	default:
+		close(d.closed)
+	}
+	d.mu.Unlock()
+	d.srv.Close()
+}
+
+type stall struct {
+	op       string
+	released chan struct{}
+	stalled  chan string
+}
+
+// Stall makes calls to op ("ec2:TerminateInstances"; "*" for every call) hang before they are
+// handled, as an API that stopped answering does, until release is called (then they are
+// handled as usual) or the client gives up (then nothing happens and nothing is answered). The
+// returned channel receives each call's op as it starts to hang (it never blocks the double:
+// calls beyond its buffer of 100 are not reported). Release is idempotent.
+func (d *Double) Stall(op string) (stalled <-chan string, release func()) {
+	s := &stall{op: op, released: make(chan struct{}), stalled: make(chan string, 100)}
+	d.mu.Lock()
+	d.stalls = append(d.stalls, s)
+	d.mu.Unlock()
+	var once sync.Once
+	return s.stalled, func() {
+		once.Do(func() {
+			d.mu.Lock()
+			d.stalls = slices.DeleteFunc(d.stalls, func(x *stall) bool { return x == s })
+			d.mu.Unlock()
+			close(s.released)
+		})
+	}
+}
+
+// hang holds a call while a stall covers op; it reports false when the client gave up.
+func (d *Double) hang(op string, r *http.Request) bool {
+	for {
+		d.mu.Lock()
+		i := slices.IndexFunc(d.stalls, func(s *stall) bool { return s.op == op || s.op == "*" })
+		var s *stall
+		if i >= 0 {
+			s = d.stalls[i]
+		}
+		d.mu.Unlock()
+		if s == nil {
+			return true
+		}
+		select {
+		case s.stalled <- op:
+		default:
+		}
+		select {
+		case <-s.released: // look again: another stall may cover op
+		case <-d.closed:
+			return false
+		case <-r.Context().Done():
+			return false
+		}
+	}
+}
 
 // Region is the region the double answers for.
 func (d *Double) Region() string { return d.opts.Region }

@@ -61,6 +61,9 @@ func (d *Double) serveEC2(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op := "ec2:" + action
+	if !d.hang(op, r) {
+		return
+	}
 	if e := d.admit(op); e != nil {
 		writeEC2Error(w, reqID, e)
 		return

@@ -1,8 +1,11 @@
 package awsdouble
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -55,6 +58,29 @@ func (d *Double) importKeyPair(f form) (ec2Answer, *apiError) {
 		KeyPairID   string `xml:"keyPairId"`
 		Tags        []xTag `xml:"tagSet>item"`
 	}{KeyName: k.name, Fingerprint: k.fingerprint, KeyPairID: k.id, Tags: xTags(k.tags)}, nil
+}
+
+// ImportKeyPair seeds a key pair with these tags (none: a key pair this tool did not make),
+// as if someone had imported it: for tests of what teardown and sweep must leave alone.
+func (d *Double) ImportKeyPair(name string, tags map[string]string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.keyPairs[name]; ok {
+		return fmt.Errorf("import key pair %s: it exists", name)
+	}
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return err
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return err
+	}
+	pub := signer.PublicKey()
+	sum := sha256.Sum256(pub.Marshal())
+	d.keyPairs[name] = &keyPair{id: d.nextID("key"), name: name, keyType: "ed25519", created: d.opts.Now(),
+		fingerprint: base64.StdEncoding.EncodeToString(sum[:]), publicKey: string(ssh.MarshalAuthorizedKey(pub)), tags: maps.Clone(orEmpty(tags))}
+	return nil
 }
 
 type xKeyPair struct {
@@ -123,8 +149,8 @@ type ami struct {
 // Canonical's account and two Ubuntu 24.04 images; SSM's public parameter names the newer one.
 const (
 	CanonicalOwner     = "099720109477"
-	UbuntuAMI          = "ami-0000000000000u240"
-	OlderUbuntuAMI     = "ami-0000000000000u23f"
+	UbuntuAMI          = "ami-0000000000000c240"
+	OlderUbuntuAMI     = "ami-0000000000000c23f"
 	UbuntuAMIParameter = "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
 )
 

@@ -300,3 +300,65 @@ func equal[T comparable](a, b []T) bool {
 	}
 	return true
 }
+
+func TestStallHangsCallsUntilReleasedOrAbandoned(t *testing.T) {
+	d := start(t, awsdouble.Options{})
+	c := ec2.NewFromConfig(d.Config())
+	stalled, release := d.Stall("ec2:DescribeVpcs")
+
+	t.Run("a client that gives up gets its own context's error and nothing is served", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() { <-stalled; cancel() }()
+		if _, err := c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		if ops := d.Operations(); len(ops) != 0 {
+			t.Errorf("served %v while stalled", ops)
+		}
+	})
+	t.Run("other operations are not stalled", func(t *testing.T) {
+		if _, err := c.DescribeSubnets(t.Context(), &ec2.DescribeSubnetsInput{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("a released call is served", func(t *testing.T) {
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.DescribeVpcs(t.Context(), &ec2.DescribeVpcsInput{})
+			done <- err
+		}()
+		<-stalled
+		release()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestKeyPairsCarryTagsAndFilterOnThem(t *testing.T) {
+	d := start(t, awsdouble.Options{})
+	c := ec2.NewFromConfig(d.Config())
+	ctx := t.Context()
+	launch(t, ctx, c) // k1, tagged run=r1
+	if err := d.ImportKeyPair("k2", nil); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{Filters: []types.Filter{{Name: aws.String("tag:run"), Values: []string{"r1"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.KeyPairs) != 1 || aws.ToString(out.KeyPairs[0].KeyName) != "k1" || len(out.KeyPairs[0].Tags) != 1 {
+		t.Fatalf("filtered on tag:run=r1: %+v, want k1 with its tag", out.KeyPairs)
+	}
+	all, err := c.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{})
+	if err != nil || len(all.KeyPairs) != 2 {
+		t.Fatalf("unfiltered: %v, %v", all, err)
+	}
+	k2 := all.KeyPairs[1]
+	if _, err := c.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyPairId: out.KeyPairs[0].KeyPairId}); err != nil {
+		t.Fatal(err)
+	}
+	if keys := d.KeyPairs(); len(keys) != 1 || keys[0].Name != "k2" || keys[0].ID != aws.ToString(k2.KeyPairId) {
+		t.Errorf("after deleting k1 by id: %+v", keys)
+	}
+}

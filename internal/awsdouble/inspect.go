@@ -90,8 +90,8 @@ func (d *Double) SecurityGroups() []SecurityGroup {
 
 // KeyPair is a snapshot of one key pair.
 type KeyPair struct {
-	Name, Type, PublicKey string
-	Tags                  map[string]string
+	ID, Name, Type, PublicKey string
+	Tags                      map[string]string
 }
 
 // KeyPairs lists the key pairs.
@@ -100,7 +100,7 @@ func (d *Double) KeyPairs() []KeyPair {
 	defer d.mu.Unlock()
 	var out []KeyPair
 	for _, k := range sortedValues(d.keyPairs, func(k *keyPair) string { return k.name }) {
-		out = append(out, KeyPair{k.name, k.keyType, k.publicKey, maps.Clone(k.tags)})
+		out = append(out, KeyPair{k.id, k.name, k.keyType, k.publicKey, maps.Clone(k.tags)})
 	}
 	return out
 }

@@ -28,6 +28,9 @@ func (d *Double) serveJSON(w http.ResponseWriter, r *http.Request, service, op s
 		return
 	}
 	full := service + ":" + op
+	if !d.hang(full, r) {
+		return
+	}
 	if e := d.admit(full); e != nil {
 		writeJSONError(w, reqID, e)
 		return

@@ -3,6 +3,7 @@ package awsdouble
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -14,7 +15,7 @@ import (
 // SSHD stands in for the sshd of the double's instances: a loopback SSH server that "boots"
 // from an instance's user-data, presenting the host key from cloud-init's ssh_keys and
 // accepting the keys in ssh_authorized_keys. Install it with d.OnRunInstances = sshd.Boot and
-// point the client at Port. It completes handshakes only; sessions are refused.
+// point the client at Port. Without Exec it completes handshakes only and refuses sessions.
 type SSHD struct {
 	// RefuseFirst closes this many connections after each boot before the first handshake, as
 	// an instance whose sshd is not up yet does.
@@ -23,6 +24,8 @@ type SSHD struct {
 	HostKeyOverride ssh.Signer
 	// OnRefuse is called for each connection refused after a boot (a test can cancel here).
 	OnRefuse func()
+	// Exec, when set, answers each exec request: the test plays the host's programs (docker).
+	Exec func(Exec) ExecResult
 
 	ln     net.Listener
 	wg     sync.WaitGroup
@@ -31,6 +34,21 @@ type SSHD struct {
 	left   int
 	conns  map[net.Conn]bool
 	logins int
+	seq    int // connections that completed the handshake
+}
+
+// Exec is one command a client ran.
+type Exec struct {
+	Login   int    // which login this connection was, counting from 1: a group a user joined later shows on new logins only
+	User    string // the login user
+	Command string // the command line as sent (the shell would run it)
+	Stdin   []byte // all of stdin, read before Exec is called
+}
+
+// ExecResult is what the command printed and how it exited.
+type ExecResult struct {
+	Stdout, Stderr string
+	Status         int
 }
 
 // StartSSHD listens on 127.0.0.1 on a free port.
@@ -155,14 +173,57 @@ func (s *SSHD) serve() {
 				delete(s.conns, conn)
 				s.mu.Unlock()
 			}()
-			_, chans, reqs, err := ssh.NewServerConn(conn, cfg)
+			sc, chans, reqs, err := ssh.NewServerConn(conn, cfg)
 			if err != nil {
 				return
 			}
+			s.mu.Lock()
+			s.seq++
+			login, exec := s.seq, s.Exec
+			s.mu.Unlock()
 			go ssh.DiscardRequests(reqs)
 			for ch := range chans {
-				_ = ch.Reject(ssh.Prohibited, "the double's sshd only proves the handshake")
+				if exec == nil || ch.ChannelType() != "session" {
+					_ = ch.Reject(ssh.Prohibited, "the double's sshd only proves the handshake")
+					continue
+				}
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					serveSession(ch, exec, Exec{Login: login, User: sc.User()})
+				}()
 			}
 		}()
+	}
+}
+
+// serveSession runs one exec request of a session through exec and reports its exit status.
+func serveSession(newCh ssh.NewChannel, exec func(Exec) ExecResult, e Exec) {
+	ch, reqs, err := newCh.Accept()
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	for req := range reqs {
+		if req.Type != "exec" {
+			if req.WantReply {
+				_ = req.Reply(req.Type == "env", nil)
+			}
+			continue
+		}
+		var payload struct{ Command string }
+		if err := ssh.Unmarshal(req.Payload, &payload); err != nil {
+			_ = req.Reply(false, nil)
+			return
+		}
+		_ = req.Reply(true, nil)
+		go ssh.DiscardRequests(reqs) // signals and the like: the fake commands end on their own
+		e.Command = payload.Command
+		e.Stdin, _ = io.ReadAll(ch)
+		res := exec(e)
+		_, _ = io.WriteString(ch, res.Stdout)
+		_, _ = io.WriteString(ch.Stderr(), res.Stderr)
+		_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(res.Status)}))
+		return
 	}
 }

@@ -1,46 +1,58 @@
-// Package aws is the drill's AWS target: the image in ECR, a throwaway EC2 host, deploys over
-// SSH with the pinned host key (docker login with the password on stdin, pull by digest, run
-// on port 80), probes from this machine to the host's public address, and a teardown that
-// leaves nothing behind.
+// Package aws is the drill's AWS environment: the image in ECR, a throwaway EC2 host, deploys
+// over SSH with the pinned host key (docker login with the password on stdin, pull by digest,
+// run on port 80), probes from this machine to the host's public address, and a teardown that
+// removes what the run created, applies retention, and says what may be left.
 package aws
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"regexp"
 	"sync"
 	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/deploydrill/deploydrill/ci/drill"
+	"github.com/deploydrill/deploydrill/ci/environment"
+	"github.com/deploydrill/deploydrill/infra/awsconfig"
 	"github.com/deploydrill/deploydrill/infra/ec2"
 	"github.com/deploydrill/deploydrill/infra/ecr"
 	"github.com/deploydrill/deploydrill/infra/remote"
 	"github.com/deploydrill/deploydrill/infra/runtag"
 	"github.com/deploydrill/deploydrill/infra/ssm"
-	"github.com/deploydrill/deploydrill/infra/teardown"
+	"github.com/deploydrill/deploydrill/infra/wait"
 )
 
 // ContainerName is fixed so stop and replace find the app without remembering an id.
 const ContainerName = "deploydrill-app"
 
+// ErrInvalidInput marks a Config that New refuses before any call to AWS: a usage error.
+var ErrInvalidInput = errors.New("invalid input")
+
 // Config is what the AWS target needs; the CLI fills it from flags.
 type Config struct {
-	AWS          sdkaws.Config
-	Run          runtag.Run
-	Host         ec2.HostSpec // Run is filled in from Config.Run
-	Repository   string       // ECR repository name
-	Ephemeral    bool         // delete the repository at teardown when this run created it
-	KeepVerified int          // retention: verified images kept besides V and K
-	HTTPPort     int          // the instance port the app is published on (80)
-	// DockerReady bounds the wait for Docker on a fresh host (cloud-init installs it).
+	AWS        sdkaws.Config
+	Run        runtag.Run
+	Host       ec2.HostSpec // Run is filled in from Config.Run
+	Repository string       // ECR repository name
+	Ephemeral  bool         // delete the repository at teardown when this run created it
+	HTTPPort   int          // the instance port the app is published on (80)
+	SSHPort    int          // the port the host's sshd listens on (22)
+	// SSHReady bounds the wait for the first SSH login after the instance runs (default 5m).
+	SSHReady time.Duration
+	// DockerReady bounds the wait for Docker on a fresh host, which cloud-init installs
+	// (default 10m). DockerPoll paces it (zero: every 1s, doubling up to 10s).
 	DockerReady time.Duration
+	DockerPoll  wait.Poll
 	// CommandTimeout bounds one remote command; pulls get PullTimeout.
 	CommandTimeout, PullTimeout time.Duration
 	StopGrace                   time.Duration // docker stop's grace before SIGKILL
-	Logf                        func(format string, args ...any)
+	// Log receives progress with phase "aws" (teardown's with phase "teardown"); nil discards.
+	Log *slog.Logger
 	// DetectIP overrides the runner's public-IP lookup (nil: the default HTTPS lookup).
 	DetectIP ec2.IPDetector
 	Timing   ec2.Timing // zero: ec2.DefaultTiming()
@@ -50,8 +62,20 @@ func (c Config) withDefaults() Config {
 	if c.HTTPPort == 0 {
 		c.HTTPPort = 80
 	}
+	if c.SSHPort == 0 {
+		c.SSHPort = 22
+	}
+	if c.SSHReady == 0 {
+		c.SSHReady = 5 * time.Minute
+	}
 	if c.DockerReady == 0 {
 		c.DockerReady = 10 * time.Minute
+	}
+	if c.DockerPoll == (wait.Poll{}) {
+		c.DockerPoll = wait.Poll{Initial: time.Second, Max: 10 * time.Second}
+	}
+	if c.DockerPoll.Timeout == 0 {
+		c.DockerPoll.Timeout = c.DockerReady
 	}
 	if c.CommandTimeout == 0 {
 		c.CommandTimeout = time.Minute
@@ -62,76 +86,126 @@ func (c Config) withDefaults() Config {
 	if c.StopGrace == 0 {
 		c.StopGrace = 10 * time.Second
 	}
-	if c.Logf == nil {
-		c.Logf = func(string, ...any) {}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
 	}
 	c.Host.Run = c.Run
 	return c
 }
 
+// repositoryName is ECR's rule for repository names (2 to 256 characters).
+var repositoryName = regexp.MustCompile(`^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
+
+// validate checks every input without a network call; its error wraps ErrInvalidInput.
+func (c Config) validate() error {
+	var errs []error
+	if err := awsconfig.CheckRegion(c.AWS.Region); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Host.Validate(); err != nil { // the run too
+		errs = append(errs, err)
+	}
+	if n := len(c.Repository); n < 2 || n > 256 || !repositoryName.MatchString(c.Repository) {
+		errs = append(errs, fmt.Errorf("repository %q: not an ECR repository name (2-256 lowercase letters, digits, and . _ - / between them)", c.Repository))
+	}
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"http port", c.HTTPPort}, {"ssh port", c.SSHPort}} {
+		if p.port < 1 || p.port > 65535 {
+			errs = append(errs, fmt.Errorf("%s %d: not a port", p.name, p.port))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"ssh ready timeout", c.SSHReady}, {"docker ready timeout", c.DockerReady}, {"command timeout", c.CommandTimeout},
+		{"pull timeout", c.PullTimeout}, {"stop grace", c.StopGrace}} {
+		if d.d < 0 {
+			errs = append(errs, fmt.Errorf("%s %s: must not be negative", d.name, d.d))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("aws target: %w: %w", ErrInvalidInput, err)
+	}
+	return nil
+}
+
 // Target is one run's host and registry.
 type Target struct {
 	cfg   Config
+	log   *slog.Logger
 	hosts *ec2.Hosts
 	repo  *ecr.Repository
 
 	mu       sync.Mutex
+	ensured  ecr.Ensured
 	auth     ecr.Auth
-	host     *ec2.Host
+	host     *ec2.Host // the ledger: what LaunchHost created, even when it failed
 	runner   *remote.Runner
 	deployed []string // tags deployed, in order: V, then K
 	torn     bool
 }
 
 var (
-	_ drill.Target   = (*Target)(nil)
-	_ drill.Preparer = (*Target)(nil)
+	_ environment.Environment = (*Target)(nil)
+	_ environment.Secret      = ecr.Secret{}
 )
 
-// New wires the AWS clients; nothing is created until EnsureRegistry and LaunchHost.
-func New(cfg Config) *Target {
+// New checks every input (region, run, host spec, repository name) without calling AWS and
+// wires the clients; nothing is created until Registry and Provision. Its errors wrap
+// ErrInvalidInput.
+func New(cfg Config) (*Target, error) {
 	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Log.With("phase", "aws")
 	return &Target{
 		cfg: cfg,
+		log: log,
 		hosts: ec2.NewFromConfig(cfg.AWS, ec2.Options{
-			AMIs: ssm.NewFromConfig(cfg.AWS), DetectIP: cfg.DetectIP, Timing: cfg.Timing, Logf: cfg.Logf,
+			AMIs: ssm.NewFromConfig(cfg.AWS), DetectIP: cfg.DetectIP, Timing: cfg.Timing, SSHPort: cfg.SSHPort, Log: log,
 		}),
 		repo: ecr.NewFromConfig(cfg.AWS, cfg.Repository),
-	}
+	}, nil
 }
 
 func (t *Target) Name() string { return "aws" }
 
-// Registry is where the pipeline pushes: the repository URI and its credential.
-type Registry struct {
-	Repository string // <registry host>/<name>
-	User       string
-	Password   ecr.Secret
-}
-
-// EnsureRegistry makes sure the repository exists and fetches a registry credential.
-func (t *Target) EnsureRegistry(ctx context.Context) (Registry, error) {
+// Registry makes sure the repository exists (created immutable, tagged with the run, when it
+// does not) and fetches a registry credential.
+func (t *Target) Registry(ctx context.Context) (environment.Destination, error) {
 	ensured, err := t.repo.EnsureRepository(ctx, t.cfg.Run, t.cfg.Ephemeral)
+	t.mu.Lock()
+	t.ensured = ensured // Created even on error: teardown then knows the run made it
+	t.mu.Unlock()
 	if err != nil {
-		return Registry{}, err
+		return environment.Destination{}, err
 	}
 	auth, err := t.repo.RegistryAuth(ctx)
 	if err != nil {
-		return Registry{}, err
+		return environment.Destination{}, err
 	}
 	t.mu.Lock()
 	t.auth = auth
 	t.mu.Unlock()
-	t.cfg.Logf("repository %s ready (created: %v); registry credential valid until %s", ensured.URI, ensured.Created, auth.ExpiresAt.Format(time.RFC3339))
-	return Registry{Repository: ensured.URI, User: auth.User, Password: auth.Password}, nil
+	t.log.Info("repository ready", "repository", ensured.URI, "created", ensured.Created, "credential_expires", auth.ExpiresAt.Format(time.RFC3339))
+	return environment.Destination{Repository: ensured.URI, User: auth.User, Password: auth.Password, Immutable: true}, nil
 }
 
 // Inventory is the repository as the drill's inventory.
 func (t *Target) Inventory() drill.Inventory { return inventory{t.repo} }
 
-// LaunchHost boots the host, waits until SSH answers with the pinned key and Docker is usable
-// by the remote user, and logs Docker into the registry.
-func (t *Target) LaunchHost(ctx context.Context) error {
+// Provision boots the host, waits once for SSH with the pinned key, then until Docker answers
+// the remote user, and logs Docker into the registry (the password on stdin).
+func (t *Target) Provision(ctx context.Context) error {
+	t.mu.Lock()
+	auth := t.auth
+	t.mu.Unlock()
+	if auth.Password.IsZero() {
+		return errors.New("provision: no registry credential for docker login (Registry did not run)")
+	}
 	host, err := t.hosts.LaunchHost(ctx, t.cfg.Host)
 	t.mu.Lock()
 	t.host = host // partial on failure: teardown removes what exists
@@ -139,14 +213,21 @@ func (t *Target) LaunchHost(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	t.cfg.Logf("host %s up; SSH answered %s after launch", host, host.BootDuration.Round(time.Millisecond))
-	runner, err := t.awaitDocker(ctx, host)
+	start := time.Now()
+	runner, err := remote.Dial(ctx, remote.Config{
+		Addr: host.SSHAddr(), User: host.User, Signer: host.Signer(), HostKey: host.HostKey,
+		RetryFor: t.cfg.SSHReady, Logger: t.log,
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("provision %s: %w", host, err)
+	}
+	t.log.Info("ssh ready", "host", host.String(), "after_running", time.Since(start))
+	runner, err = t.awaitDocker(ctx, host, runner)
+	if err != nil {
+		return fmt.Errorf("provision %s: %w", host, err)
 	}
 	t.mu.Lock()
 	t.runner = runner
-	auth := t.auth
 	t.mu.Unlock()
 	if _, err := runner.Run(ctx, remote.Login(auth.Host, auth.User), remote.WithSecretStdin(auth.Password.Reveal()), remote.WithTimeout(t.cfg.CommandTimeout)); err != nil {
 		return fmt.Errorf("docker login on the host: %w", err)
@@ -154,32 +235,33 @@ func (t *Target) LaunchHost(ctx context.Context) error {
 	return nil
 }
 
-// awaitDocker polls `docker version` until the daemon answers the remote user. Each attempt
-// uses a new SSH connection: the user joins the docker group while cloud-init runs, and a
-// connection made before that never gets the group.
-func (t *Target) awaitDocker(ctx context.Context, host *ec2.Host) (*remote.Runner, error) {
-	var ready *remote.Runner
-	poll := ec2.Poll{Initial: time.Second, Max: 10 * time.Second, Timeout: t.cfg.DockerReady}
-	err := poll.Run(ctx, "docker on "+host.String(), func(ctx context.Context) (bool, error) {
-		runner, err := t.dial(ctx, host)
-		if err != nil {
-			return true, err // Dial already retried; a host key mismatch is never retried
+// awaitDocker polls `docker version` until the daemon answers the remote user. A failed attempt
+// ends its connection and the next logs in anew with one dial (no retry loop of its own): the
+// user joins the docker group while cloud-init runs, and a login made before that never gets
+// the group. A host key mismatch or a refused key ends the wait at once.
+func (t *Target) awaitDocker(ctx context.Context, host *ec2.Host, first *remote.Runner) (*remote.Runner, error) {
+	r, connected := first, true
+	err := t.cfg.DockerPoll.Run(ctx, "docker on "+host.String(), func(ctx context.Context) (bool, error) {
+		if !connected {
+			next, err := r.Reconnect(ctx)
+			if err != nil {
+				return !remote.Retryable(err), err
+			}
+			r, connected = next, true
 		}
-		if _, err := runner.Run(ctx, remote.ServerVersion(), remote.WithTimeout(t.cfg.CommandTimeout)); err != nil {
-			runner.Close()
+		if _, err := r.Run(ctx, remote.ServerVersion(), remote.WithTimeout(t.cfg.CommandTimeout)); err != nil {
+			r.Close()
+			connected = false
 			return false, err
 		}
-		ready = runner
 		return true, nil
 	})
-	return ready, err
-}
-
-func (t *Target) dial(ctx context.Context, host *ec2.Host) (*remote.Runner, error) {
-	return remote.Dial(ctx, remote.Config{
-		Addr: host.SSHAddr(), User: host.User, Signer: host.Signer(), HostKey: host.HostKey,
-		RetryFor: t.cfg.Timing.SSH.Timeout,
-	})
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	t.log.Info("docker ready", "host", host.String())
+	return r, nil
 }
 
 // Endpoint is the host's public address on the app's port.
@@ -233,7 +315,7 @@ func (t *Target) Deploy(ctx context.Context, img drill.Image) error {
 		return err
 	}
 	if !pulled {
-		t.cfg.Logf("%s already on the host: no pull", img.Tag)
+		t.log.Info("image already on the host: no pull", "tag", img.Tag)
 	}
 	r, err := t.remote()
 	if err != nil {
@@ -263,58 +345,4 @@ func (t *Target) Stop(ctx context.Context) error {
 		return fmt.Errorf("stop the app on the host: %w", err)
 	}
 	return nil
-}
-
-// Teardown closes SSH and runs the infra teardown: terminate, wait, delete the security group
-// and key pair, then ECR retention (keep what this run deployed and the newest verified images)
-// or the ephemeral repository. Idempotent: a second call after a clean one does nothing.
-func (t *Target) Teardown(ctx context.Context) error {
-	t.mu.Lock()
-	if t.torn {
-		t.mu.Unlock()
-		return nil
-	}
-	runner, host, keep := t.runner, t.host, append([]string(nil), t.deployed...)
-	t.runner = nil
-	t.mu.Unlock()
-	if runner != nil {
-		runner.Close()
-	}
-	plan := teardown.Plan{RunID: t.cfg.Run.ID, Hosts: t.hosts, Host: host, Repository: t.repo, Logf: t.cfg.Logf}
-	if len(keep) > 0 {
-		plan.Retention = &ecr.Retention{Keep: keep, KeepVerified: t.cfg.KeepVerified}
-	}
-	err := teardown.Run(ctx, plan.Steps(), logWriter{t.cfg.Logf})
-	if err == nil {
-		t.mu.Lock()
-		t.torn = true
-		t.mu.Unlock()
-	}
-	return err
-}
-
-// Leftovers says what may remain when teardown could not finish, and how to remove it.
-func (t *Target) Leftovers() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	what := "resources tagged with run " + t.cfg.Run.ID
-	if t.host != nil && t.host.InstanceID != "" {
-		what = fmt.Sprintf("instance %s, security group %s, key pair %s (run %s)", t.host.InstanceID, t.host.SecurityGroupID, t.host.KeyName, t.cfg.Run.ID)
-	}
-	return fmt.Sprintf("%s; the host powers itself off after %s; remove everything now with: go run ./ci sweep --run-id %s --region %s --repository %s",
-		what, t.cfg.Run.Lifetime, t.cfg.Run.ID, t.cfg.AWS.Region, t.cfg.Repository)
-}
-
-type logWriter struct{ logf func(string, ...any) }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.logf("%s", trimNewline(string(p)))
-	return len(p), nil
-}
-
-func trimNewline(s string) string {
-	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
-		s = s[:len(s)-1]
-	}
-	return s
 }

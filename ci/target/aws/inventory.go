@@ -3,6 +3,8 @@ package aws
 import (
 	"context"
 
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/deploydrill/deploydrill/ci/drill"
 	"github.com/deploydrill/deploydrill/infra/ecr"
 )
@@ -11,6 +13,13 @@ import (
 type inventory struct{ repo *ecr.Repository }
 
 var _ drill.Inventory = inventory{}
+
+// NewInventory is the ECR repository's inventory on its own, for listing tags without a run:
+// List of a repository that does not exist is empty; errors name the repository and region
+// and say AWS's error code in words.
+func NewInventory(cfg sdkaws.Config, repository string) drill.Inventory {
+	return inventory{ecr.NewFromConfig(cfg, repository)}
+}
 
 func (i inventory) List(ctx context.Context) ([]drill.Record, error) {
 	records, err := i.repo.List(ctx)

@@ -12,22 +12,30 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"dagger.io/dagger"
 	"github.com/deploydrill/deploydrill/ci/drill"
+	"github.com/deploydrill/deploydrill/ci/environment"
 	"github.com/deploydrill/deploydrill/ci/pipeline"
+	"github.com/deploydrill/deploydrill/internal/retention"
 )
 
-// Archiver writes a stored image as an OCI archive (localstore.Store does).
-type Archiver interface {
+// Store is the local image store (localstore.Store): the publish destination, the inventory,
+// the source of the archives sessions import, and what retention prunes.
+type Store interface {
+	environment.Store
+	drill.Inventory
 	WriteArchive(tag string, w io.Writer) error
+	Retain(ctx context.Context, p retention.Policy) (retention.Outcome, error)
 }
 
 // Config says where versions come from and where the app is reachable.
 type Config struct {
-	Images  Archiver
+	Images  Store
 	Listen  string    // host address of the tunnel, e.g. 127.0.0.1:8080
 	TempDir string    // parent of this target's own directory for image archives ("" = os.TempDir)
 	LogOut  io.Writer // the engine's progress; nil discards
@@ -49,10 +57,7 @@ type deployment struct {
 	archive string
 }
 
-var (
-	_ drill.Target   = (*Target)(nil)
-	_ drill.Preparer = (*Target)(nil)
-)
+var _ environment.Environment = (*Target)(nil)
 
 // New checks the listen address; nothing starts until Deploy.
 func New(cfg Config) (*Target, error) {
@@ -77,6 +82,17 @@ func New(cfg Config) (*Target, error) {
 
 func (t *Target) Name() string { return "local" }
 
+// Inventory is the local image store.
+func (t *Target) Inventory() drill.Inventory { return t.cfg.Images }
+
+// Registry: V is exported into the local image store.
+func (t *Target) Registry(context.Context) (environment.Destination, error) {
+	return environment.Destination{Store: t.cfg.Images}, nil
+}
+
+// Provision has nothing to boot: the engine is the host.
+func (t *Target) Provision(context.Context) error { return nil }
+
 // Endpoint is the tunnel's stable address.
 func (t *Target) Endpoint() string { return "http://127.0.0.1:" + strconv.Itoa(t.port) }
 
@@ -84,6 +100,12 @@ func (t *Target) Endpoint() string { return "http://127.0.0.1:" + strconv.Itoa(t
 // image into the engine, so the rollback only has to start the container and the tunnel.
 // Nothing of K runs until Deploy.
 func (t *Target) Prepare(ctx context.Context, img drill.Image) error {
+	t.mu.Lock()
+	ready := t.prepared != nil && t.prepared.image.Digest == img.Digest
+	t.mu.Unlock()
+	if ready { // prepared already, while V was built
+		return nil
+	}
 	d, err := t.load(ctx, img)
 	if err != nil {
 		return fmt.Errorf("prepare %s: %w", img.Tag, err)
@@ -195,20 +217,47 @@ func (t *Target) Stop(context.Context) error {
 	return nil
 }
 
-// Teardown stops whatever still runs, closes a prepared session and removes the archives.
-// Idempotent.
-func (t *Target) Teardown(ctx context.Context) error {
-	err := t.Stop(ctx)
-	t.mu.Lock()
-	if t.prepared != nil {
-		err = errors.Join(err, t.prepared.client.Close())
-		t.prepared = nil
+// Teardown stops whatever still runs, closes a prepared session, removes the archives and
+// applies retention to the store. Idempotent.
+func (t *Target) Teardown(ctx context.Context, keep retention.Policy) (environment.Teardown, error) {
+	var td environment.Teardown
+	var errs []error
+	step := func(name string, run func() error, left string) {
+		start := time.Now()
+		err := run()
+		s := environment.Step{Name: name, Took: time.Since(start)}
+		if err != nil {
+			s.Error = err.Error()
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			if left != "" {
+				td.Left = append(td.Left, left)
+			}
+		}
+		td.Steps = append(td.Steps, s)
 	}
-	t.mu.Unlock()
-	return errors.Join(err, os.RemoveAll(t.cfg.TempDir))
-}
-
-// Leftovers says what may remain when teardown could not finish.
-func (t *Target) Leftovers() string {
-	return "this run's Dagger sessions (each ends by itself when this process exits) and " + t.cfg.TempDir
+	step("stop the running version", func() error { return t.Stop(ctx) },
+		"the running version's Dagger session (it ends when this process exits)")
+	step("close the prepared session", func() error {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.prepared == nil {
+			return nil
+		}
+		err := t.prepared.client.Close()
+		t.prepared = nil
+		return err
+	}, "the prepared version's Dagger session (it ends when this process exits)")
+	step("remove image archives", func() error { return os.RemoveAll(t.cfg.TempDir) }, t.cfg.TempDir)
+	step("retention", func() error {
+		out, err := t.cfg.Images.Retain(ctx, keep)
+		td.Retention = out.String()
+		return err
+	}, "")
+	if slices.Contains(td.Left, t.cfg.TempDir) {
+		td.Sweep = "rm -rf " + t.cfg.TempDir
+	}
+	if err := errors.Join(errs...); err != nil {
+		return td, fmt.Errorf("teardown: %w", err)
+	}
+	return td, nil
 }

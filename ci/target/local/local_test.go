@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/deploydrill/deploydrill/internal/retention"
 	"net"
 	"net/http"
 	"os"
@@ -110,7 +111,8 @@ func TestOutageKillsTheProcessAndRollbackStartsANewOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { target.Teardown(context.Background()) })
+	keepBoth := retention.Policy{Keep: []string{v, k}}
+	t.Cleanup(func() { target.Teardown(context.Background(), keepBoth) })
 	ctx := t.Context()
 
 	if err := target.Deploy(ctx, images[0]); err != nil {
@@ -138,13 +140,17 @@ func TestOutageKillsTheProcessAndRollbackStartsANewOne(t *testing.T) {
 	if pids := testenv.AppProcesses(k); len(pids) == 0 {
 		t.Error("the rollback did not start a new process")
 	}
-	if err := target.Teardown(ctx); err != nil {
-		t.Fatal(err)
+	td, err := target.Teardown(ctx, keepBoth)
+	if err != nil || len(td.Left) > 0 {
+		t.Fatalf("teardown: %v, left %q", err, td.Left)
 	}
 	if pids := testenv.AppProcesses(k); len(pids) > 0 {
 		t.Errorf("teardown left %s's processes running: %v", k, pids)
 	}
-	if err := target.Teardown(ctx); err != nil {
+	if records, _ := store.List(ctx); len(records) != 2 {
+		t.Errorf("retention kept %d images, want V and K", len(records))
+	}
+	if _, err := target.Teardown(ctx, keepBoth); err != nil {
 		t.Errorf("a second teardown is a no-op, got %v", err)
 	}
 }

@@ -13,9 +13,9 @@ import (
 	ec2sdk "github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"github.com/deploydrill/deploydrill/infra/ec2"
 	"github.com/deploydrill/deploydrill/infra/remote"
 	"github.com/deploydrill/deploydrill/infra/runtag"
+	"github.com/deploydrill/deploydrill/infra/teardown"
 	"github.com/deploydrill/deploydrill/internal/testenv/awslab"
 )
 
@@ -101,7 +101,8 @@ func TestFailuresTheLabInjects(t *testing.T) {
 		r := newRun(t, l, "wrong-key")
 		start := time.Now()
 		err := r.launch(t.Context())
-		if !errors.Is(err, ec2.ErrHostKeyMismatch) || !strings.Contains(err.Error(), "security") {
+		var mismatch *remote.HostKeyMismatchError
+		if !errors.As(err, &mismatch) || !strings.Contains(err.Error(), "security") {
 			t.Fatalf("launch: %v, want a host key mismatch that says security", err)
 		}
 		if took := time.Since(start); took > 30*time.Second {
@@ -120,10 +121,10 @@ func TestFailuresTheLabInjects(t *testing.T) {
 		if l.SSHRefusals() == 0 {
 			t.Error("no ssh connection was refused: the switch proves nothing")
 		}
-		if r.host.BootDuration < 2*time.Second {
-			t.Errorf("ssh answered %s after launch, inside the refusal window", r.host.BootDuration)
+		if r.sshAfter < 2*time.Second {
+			t.Errorf("ssh answered %s after launch, inside the refusal window", r.sshAfter)
 		}
-		t.Logf("%d connections refused, ssh ready %s after launch", l.SSHRefusals(), r.host.BootDuration.Round(time.Millisecond))
+		t.Logf("%d connections refused, ssh ready %s after launch", l.SSHRefusals(), r.sshAfter.Round(time.Millisecond))
 		r.teardown(t)
 		l.AssertNothingLeft(t)
 	})
@@ -180,12 +181,9 @@ func TestLeftoversSeeWhatTeardownMissed(t *testing.T) {
 			t.Errorf("leftovers do not name %q:\n%s", want, left)
 		}
 	}
-	found, err := r.hosts.Find(t.Context(), runtag.Selector{RunID: r.id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.hosts.Remove(t.Context(), found); err != nil {
-		t.Fatal(err)
+	plan := teardown.Plan{Hosts: r.hosts, Log: r.log}
+	if res, err := plan.Sweep(t.Context(), runtag.Selector{RunID: r.id}, false); err != nil || len(res.Remaining) > 0 {
+		t.Fatalf("sweep: %v; remaining %v", err, res.Remaining)
 	}
 	l.AssertNothingLeft(t)
 }
@@ -199,8 +197,7 @@ func TestSecurityGroupsAreEnforced(t *testing.T) {
 	r := newRun(t, l, "firewall")
 	spec := r.spec()
 	spec.HTTPCIDR = netip.MustParsePrefix("192.0.2.0/24") // not the lab's network
-	var err error
-	if r.host, err = r.hosts.LaunchHost(ctx, spec); err != nil { // ssh (open to the lab) works
+	if err := r.launchSpec(ctx, spec); err != nil {       // ssh (open to the lab) works
 		t.Fatal(err)
 	}
 	defer r.teardown(t)
@@ -208,7 +205,7 @@ func TestSecurityGroupsAreEnforced(t *testing.T) {
 	if err := dialOnce(http); err == nil || !isTimeout(err) {
 		t.Fatalf("port 80 closed to this network: dial %v, want a timeout", err)
 	}
-	_, err = ec2sdk.NewFromConfig(l.Double.Config()).AuthorizeSecurityGroupIngress(ctx, &ec2sdk.AuthorizeSecurityGroupIngressInput{
+	_, err := ec2sdk.NewFromConfig(l.Double.Config()).AuthorizeSecurityGroupIngress(ctx, &ec2sdk.AuthorizeSecurityGroupIngressInput{
 		GroupId: aws.String(r.host.SecurityGroupID),
 		IpPermissions: []types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(80), ToPort: aws.Int32(80),
 			IpRanges: []types.IpRange{{CidrIp: aws.String(awslab.SSHCIDR)}}}},

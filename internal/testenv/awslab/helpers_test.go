@@ -1,12 +1,12 @@
 package awslab_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"testing"
@@ -22,35 +22,38 @@ import (
 	"github.com/deploydrill/deploydrill/infra/runtag"
 	"github.com/deploydrill/deploydrill/infra/ssm"
 	"github.com/deploydrill/deploydrill/infra/teardown"
+	"github.com/deploydrill/deploydrill/infra/wait"
 	"github.com/deploydrill/deploydrill/internal/testenv/awslab"
 	"github.com/deploydrill/deploydrill/internal/testenv/testimage"
 )
 
 // labTiming is DefaultTiming with waits sized for a machine, not a cloud.
 func labTiming() ec2.Timing {
-	p := func(timeout time.Duration) ec2.Poll {
-		return ec2.Poll{Initial: 100 * time.Millisecond, Max: time.Second, Timeout: timeout}
+	p := func(timeout time.Duration) wait.Poll {
+		return wait.Poll{Initial: 100 * time.Millisecond, Max: time.Second, Timeout: timeout}
 	}
-	return ec2.Timing{Running: p(30 * time.Second), Terminated: p(30 * time.Second), SSH: p(60 * time.Second),
+	return ec2.Timing{Running: p(30 * time.Second), Terminated: p(30 * time.Second),
 		GroupDelete: p(30 * time.Second), Visibility: p(30 * time.Second)}
 }
 
 // run is one launch against the lab with the infra packages, the way the AWS target does it.
 type run struct {
-	lab   *awslab.Lab
-	id    string
-	hosts *ec2.Hosts
-	repo  *ecr.Repository
-	host  *ec2.Host
+	lab      *awslab.Lab
+	id       string
+	log      *slog.Logger
+	hosts    *ec2.Hosts
+	repo     *ecr.Repository
+	host     *ec2.Host
+	sshAfter time.Duration // RunInstances until SSH answered
 }
 
 func newRun(t *testing.T, l *awslab.Lab, id string) *run {
 	cfg := l.Double.Config()
-	r := &run{lab: l, id: id, repo: ecr.NewFromConfig(cfg, "app-"+id)}
+	r := &run{lab: l, id: id, repo: ecr.NewFromConfig(cfg, "app-"+id), log: slog.New(slog.NewTextHandler(t.Output(), nil))}
 	r.hosts = ec2.NewFromConfig(cfg, ec2.Options{
 		AMIs:   ssm.NewFromConfig(cfg),
 		Timing: labTiming(),
-		Logf:   t.Logf,
+		Log:    r.log,
 		DetectIP: func(context.Context) (netip.Addr, error) {
 			return netip.Addr{}, errors.New("the lab passes --ssh-cidr: nothing may look up a public ip")
 		},
@@ -66,27 +69,43 @@ func (r *run) spec() ec2.HostSpec {
 	}
 }
 
+// launch boots the host and waits once for SSH with the pinned key, as the AWS target does.
 func (r *run) launch(ctx context.Context) error {
+	return r.launchSpec(ctx, r.spec())
+}
+
+func (r *run) launchSpec(ctx context.Context, spec ec2.HostSpec) error {
 	var err error
-	r.host, err = r.hosts.LaunchHost(ctx, r.spec())
-	return err
+	if r.host, err = r.hosts.LaunchHost(ctx, spec); err != nil {
+		return err
+	}
+	runner, err := r.dialFor(ctx, 60*time.Second)
+	if err != nil {
+		return err
+	}
+	r.sshAfter = time.Since(r.host.LaunchedAt)
+	return runner.Close()
 }
 
 // teardown runs the run's teardown steps, as the drill's deferred teardown does.
 func (r *run) teardown(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 2*time.Minute)
+	ctx, cancel := teardown.FreshContext(t.Context(), 2*time.Minute)
 	defer cancel()
-	var progress bytes.Buffer
-	plan := teardown.Plan{RunID: r.id, Hosts: r.hosts, Host: r.host, Repository: r.repo, Logf: t.Logf}
-	if err := teardown.Run(ctx, plan.Steps(), &progress); err != nil {
-		t.Errorf("teardown: %v\n%s", err, progress.String())
+	plan := teardown.Plan{Hosts: r.hosts, Repositories: []*ecr.Repository{r.repo}, Log: r.log}
+	if res := plan.Remove(ctx, teardown.ForRun(r.id, r.host), false); res.Err() != nil {
+		t.Errorf("teardown: %v; may remain: %v", res.Err(), res.Remaining)
 	}
 }
 
 // dial logs in with the run's client key and the pinned host key, as the AWS target does.
 func (r *run) dial(ctx context.Context) (*remote.Runner, error) {
-	return remote.Dial(ctx, remote.Config{Addr: r.host.SSHAddr(), User: r.host.User, Signer: r.host.Signer(), HostKey: r.host.HostKey, RetryFor: 30 * time.Second})
+	return r.dialFor(ctx, 30*time.Second)
+}
+
+func (r *run) dialFor(ctx context.Context, retry time.Duration) (*remote.Runner, error) {
+	return remote.Dial(ctx, remote.Config{Addr: r.host.SSHAddr(), User: r.host.User, Signer: r.host.Signer(), HostKey: r.host.HostKey,
+		RetryFor: retry, Logger: r.log})
 }
 
 // pushTestImage pushes a tiny image whose /health reports version to repo:tag through the

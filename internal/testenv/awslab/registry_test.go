@@ -12,6 +12,7 @@ import (
 
 	"github.com/deploydrill/deploydrill/infra/ecr"
 	"github.com/deploydrill/deploydrill/infra/runtag"
+	"github.com/deploydrill/deploydrill/internal/retention"
 	"github.com/deploydrill/deploydrill/internal/testenv/awslab"
 )
 
@@ -53,7 +54,7 @@ func TestRegistryKeepsToECR(t *testing.T) {
 		if err := repo.MarkVerified(ctx, "v1"); err != nil {
 			t.Fatal(err)
 		}
-		digest, err := get(l.RegistryHost()+"/app:"+ecr.VerifiedPrefix+"v1", auth)
+		digest, err := get(l.RegistryHost()+"/app:"+retention.VerifiedTag("v1"), auth)
 		if err != nil || !strings.HasSuffix(v1.String(), digest) {
 			t.Fatalf("verified-v1 is %q (%v), want the digest of %s", digest, err, v1)
 		}

@@ -1,0 +1,88 @@
+package aws
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/deploydrill/deploydrill/ci/environment"
+	"github.com/deploydrill/deploydrill/infra/ecr"
+	"github.com/deploydrill/deploydrill/infra/runtag"
+	"github.com/deploydrill/deploydrill/infra/teardown"
+	"github.com/deploydrill/deploydrill/internal/retention"
+)
+
+// Teardown closes SSH, runs the shared deletion steps for this run (what its ledger says it
+// created and what carries its tags; infra/teardown), then applies retention with keep to the
+// repository, unless the repository is the ephemeral one this run created, which the steps
+// delete. It is idempotent: a second call after a clean one does nothing.
+//
+// The Teardown it returns says what each step did and, when anything may remain, names each
+// resource (from the ledger and from what the steps found, also when ctx ended part way: no
+// further call is made then) and the sweep command that removes them.
+func (t *Target) Teardown(ctx context.Context, keep retention.Policy) (environment.Teardown, error) {
+	t.mu.Lock()
+	if t.torn {
+		t.mu.Unlock()
+		return environment.Teardown{}, nil
+	}
+	runner, host, ensured := t.runner, t.host, t.ensured
+	t.runner = nil
+	t.mu.Unlock()
+	if runner != nil {
+		runner.Close()
+	}
+	log := t.cfg.Log.With("phase", "teardown")
+	plan := teardown.Plan{Hosts: t.hosts, Repositories: []*ecr.Repository{t.repo}, Log: log}
+	res := plan.Remove(ctx, teardown.ForRun(t.cfg.Run.ID, host), false)
+
+	// The run's own ephemeral repository is deleted by the steps, not retained.
+	ephemeral := (ensured.Created && ensured.Ephemeral) || slices.ContainsFunc(res.Found, isRepository)
+	var td environment.Teardown
+	retain := teardown.Step{Name: "ecr retention", Run: func(ctx context.Context) error {
+		if ephemeral {
+			return nil
+		}
+		outcome, err := t.repo.Retain(ctx, keep)
+		td.Retention = outcome.String() // the lifecycle logs it, for every target alike
+		return err
+	}}
+	steps := append(res.Steps, teardown.RunSteps(ctx, log, []teardown.Step{retain})...)
+	for _, s := range steps {
+		step := environment.Step{Name: s.Name, Took: s.Took}
+		if s.Err != nil {
+			step.Error = s.Err.Error()
+		}
+		td.Steps = append(td.Steps, step)
+	}
+
+	for _, r := range res.Remaining {
+		td.Left = append(td.Left, r.String())
+	}
+	if res.Steps[0].Err != nil {
+		td.Left = append(td.Left, fmt.Sprintf("anything else tagged %s=%s (finding the run's resources failed)", runtag.KeyRunID, t.cfg.Run.ID))
+	}
+	if host.Unresolved() {
+		td.Left = append(td.Left, fmt.Sprintf("an instance RunInstances may have launched (client token %s; its answer was lost)", t.cfg.Run.ResourceName()))
+	}
+	if ensured.Created && ensured.Ephemeral && !slices.ContainsFunc(res.Found, isRepository) && !slices.ContainsFunc(res.Removed, isRepository) {
+		td.Left = append(td.Left, fmt.Sprintf("repository %s of run %s", t.repo.Name(), t.cfg.Run.ID))
+	}
+	if len(td.Left) > 0 {
+		td.Sweep = fmt.Sprintf("go run ./ci sweep --run-id %s --region %s --repository %s", t.cfg.Run.ID, t.cfg.AWS.Region, t.cfg.Repository)
+	}
+
+	err := teardown.Errors(steps)
+	if err == nil && len(td.Left) == 0 {
+		t.mu.Lock()
+		t.torn = true
+		t.mu.Unlock()
+		return td, nil
+	}
+	if err == nil {
+		err = fmt.Errorf("%d resources may remain", len(td.Left))
+	}
+	return td, fmt.Errorf("teardown of run %s: %w", t.cfg.Run.ID, err)
+}
+
+func isRepository(r teardown.Resource) bool { return r.Kind == teardown.KindRepository }

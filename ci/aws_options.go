@@ -67,6 +67,7 @@ func (o *awsOptions) environment(ctx context.Context, version string, log *slog.
 	run := runtag.Run{ID: o.runID, App: "deploydrill-app", GitSHA: version, CreatedAt: now, Lifetime: o.maxLifetime}
 	if run.ID == "" {
 		run.ID = runtag.NewID(now)
+		o.runID = run.ID // the history names the run by it too
 	}
 	spec := ec2.HostSpec{AMI: o.ami, InstanceType: o.instanceType, SubnetID: o.subnet, User: o.remoteUser}
 	var errs []error

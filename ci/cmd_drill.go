@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/deploydrill/deploydrill/ci/drill"
 	"github.com/deploydrill/deploydrill/ci/environment"
 	"github.com/deploydrill/deploydrill/ci/gitrev"
+	"github.com/deploydrill/deploydrill/ci/history"
 	"github.com/deploydrill/deploydrill/ci/probe"
 	"github.com/deploydrill/deploydrill/ci/report"
 	"github.com/deploydrill/deploydrill/internal/retention"
@@ -58,6 +60,7 @@ func drillCommand() command {
 		f := newFlags("drill", summary, stderr)
 		r.build.register(f)
 		r.opts.register(f)
+		r.hist.register(f)
 		r.aws.register(f)
 		if err := f.parse(args); err != nil {
 			return err
@@ -71,8 +74,12 @@ func drillCommand() command {
 			}
 		}()
 		err := runStages(ctx, r, drillStages)
-		if err == nil && r.result != nil && !r.result.Passed() {
+		switch {
+		case err != nil || r.result == nil:
+		case !r.result.Passed():
 			err = errDrillFailed
+		case !r.assessment.Passed():
+			err = errGatesFailed
 		}
 		return err
 	}}
@@ -82,6 +89,7 @@ func drillCommand() command {
 type drillRun struct {
 	build  buildOptions
 	opts   drillOptions
+	hist   historyOptions
 	aws    awsOptions
 	stdout io.Writer
 	stderr io.Writer
@@ -96,6 +104,10 @@ type drillRun struct {
 	v        drill.Image
 	result   *drill.Result
 	failure  error // the first stage error, for a report of a drill that never started
+
+	started    time.Time
+	history    history.Store // nil with --history off
+	assessment report.Assessment
 }
 
 func (r *drillRun) logger() *slog.Logger { return r.log }
@@ -129,12 +141,14 @@ var drillStages = []stage[*drillRun]{
 		}),
 	{name: "drill", run: (*drillRun).drill},
 	{name: "teardown", run: (*drillRun).teardown, skip: (*drillRun).nothingCreated, always: true},
+	{name: "history", run: (*drillRun).recordHistory, skip: (*drillRun).noHistory, always: true},
 	{name: "report", run: (*drillRun).report, skip: (*drillRun).nothingCreated, always: true},
 }
 
 // validate checks every input before anything is created or connected: a mistake costs
 // nothing and is a usage error (exit 2).
 func (r *drillRun) validate(ctx context.Context) error {
+	r.started = time.Now()
 	var errs []error
 	target, ok := findTarget(r.opts.target)
 	if !ok {
@@ -147,7 +161,11 @@ func (r *drillRun) validate(ctx context.Context) error {
 	if r.opts.keepVerified < 0 {
 		errs = append(errs, usageError("--keep-verified %d: must not be negative", r.opts.keepVerified))
 	}
+	errs = append(errs, r.hist.validate())
 	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if r.history, err = r.hist.open(ctx, r.build.cacheDir, &r.aws); err != nil {
 		return err
 	}
 	r.opts.cfg = cfg
@@ -389,9 +407,60 @@ func joinLeft(left []string) string {
 // report writes every report file, after teardown so it says what teardown did, and appends
 // the summary to GitHub's job summary when the run is in GitHub Actions.
 func (r *drillRun) report(context.Context) error {
-	paths, err := report.Write(r.opts.reportDir, r.result, report.Options{StepSummary: os.Getenv("GITHUB_STEP_SUMMARY")})
+	paths, err := report.Write(r.opts.reportDir, r.result, report.Options{
+		StepSummary: os.Getenv("GITHUB_STEP_SUMMARY"), Assessment: r.assessment,
+	})
 	for _, p := range paths {
 		fmt.Fprintln(r.stdout, p)
 	}
 	return err
+}
+
+func (r *drillRun) noHistory() string {
+	switch {
+	case r.env == nil:
+		return "nothing was created"
+	case r.history == nil:
+		return "--history off"
+	}
+	return ""
+}
+
+// recordHistory appends this drill to the history, passed or failed, after holding it to the
+// budget and the gates against the earlier drills. A history it cannot read is an error: it is
+// never dropped or overwritten.
+func (r *drillRun) recordHistory(ctx context.Context) error {
+	hctx, cancel := teardownContext(ctx, time.Minute) // an interrupted drill is recorded too
+	defer cancel()
+	previous, err := r.history.List(hctx)
+	if err != nil {
+		return fmt.Errorf("read the drill history: %w", err)
+	}
+	rec := record(r.result, r.runID(), filepath.Join(r.opts.reportDir, report.JSONFile), 0)
+	r.assessment = r.hist.assess(rec, previous)
+	rec.ExitStatus = 0
+	switch {
+	case errors.Is(context.Cause(ctx), errInterrupted):
+		rec.ExitStatus = 130
+	case r.failure != nil || !r.result.Passed() || !r.assessment.Passed():
+		rec.ExitStatus = 1
+	}
+	rec.Passed = rec.ExitStatus == 0
+	if r.assessment.Trend != "" {
+		r.log.Info(r.assessment.Trend, "phase", "history")
+	}
+	if r.assessment.Budget != "" {
+		r.log.Info("error budget: "+r.assessment.Budget, "phase", "history")
+	}
+	for _, g := range r.assessment.Gates {
+		verdict := "passed"
+		if !g.Passed {
+			verdict = "FAILED"
+		}
+		r.log.Info(fmt.Sprintf("%s: gate %s: %s", verdict, g.Name, g.Message), "phase", "history")
+	}
+	if err := r.history.Append(hctx, rec); err != nil {
+		return fmt.Errorf("record the drill in the history: %w", err)
+	}
+	return nil
 }

@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/deploydrill/deploydrill/infra/awsconfig"
 	"github.com/deploydrill/deploydrill/infra/iam"
@@ -29,7 +29,16 @@ or to save one at a time with --trust or --permissions:
   permissions  what the drill does and nothing else: EC2 calls that create
                resources only with the tag deploydrill:created-by=deploydrill,
                changes and deletes only on resources carrying it, ECR only on
-               --repository, all in --account and (when given) --region
+               --repository, all in --account and (when given) --region;
+               with --history s3://BUCKET/PREFIX, S3 for the drill history:
+               s3:PutObject and s3:GetObject on the objects under PREFIX/,
+               s3:ListBucket on BUCKET for the prefix PREFIX/ alone, and never a
+               delete (the history is append-only)
+
+Give --history as the drill gets it when the drills keep their history in S3.
+Only an S3 history needs permissions: without --history the policy allows no
+S3 call at all, as a history file needs none (DRILL_HISTORY set to a file path
+or to off is read the same way; --history itself takes only s3://).
 
 The subject is case-sensitive: spell --repo, --branch and --environment as
 GitHub does. Repositories created or renamed since 15 July 2026 (and older ones
@@ -41,6 +50,7 @@ func runIAM(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("iam", iamHelp, stderr)
 	var (
 		role        iam.Role
+		history     string
 		trustOnly   bool
 		permsOnly   bool
 		branchGiven bool
@@ -51,12 +61,13 @@ func runIAM(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	f.String(&role.Environment, "environment", "", "", "instead of --branch: the GitHub environment the drill job declares (environment: NAME)")
 	f.String(&role.Region, "region", "DRILL_AWS_REGION", "", "the only AWS region the role may act in (default: every region of the aws partition)")
 	f.String(&role.Repository, "repository", "DRILL_REPOSITORY", iam.DefaultRepository, "the ECR repository the drill pushes to, as given to the drill's --repository")
+	f.String(&history, "history", "DRILL_HISTORY", "", "the drill history's S3 location, s3://BUCKET/PREFIX, as given to the drill's --history: the role may write, read and list records there only (default: no S3 permissions, for a history kept in a file)")
 	f.Bool(&trustOnly, "trust", "", false, "print only the trust policy (e.g. > trust.json)")
 	f.Bool(&permsOnly, "permissions", "", false, "print only the permissions policy (e.g. > permissions.json)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	f.fs.Visit(func(fl *flag.Flag) { branchGiven = branchGiven || fl.Name == "branch" })
+	branchGiven = f.onCommandLine("branch")
 	if role.Environment != "" && !branchGiven {
 		role.Branch = "" // the token names the environment, not the branch
 	}
@@ -73,6 +84,23 @@ func runIAM(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := awsconfig.CheckRegion(role.Region); err != nil {
 			return fmt.Errorf("iam: --region: %w: %w", err, errUsage)
 		}
+	}
+	// DRILL_HISTORY is the drill's own setting too, where a file path or off is as valid:
+	// from there such a value means no S3; given as --history it is a mistake.
+	historyGiven := f.onCommandLine("history")
+	switch {
+	case strings.HasPrefix(history, "s3://"):
+		location, err := iam.ParseS3Location(history)
+		if err != nil {
+			source := "--history"
+			if !historyGiven {
+				source = "DRILL_HISTORY"
+			}
+			return fmt.Errorf("iam: %s: %w: %w", source, err, errUsage)
+		}
+		role.History = location
+	case historyGiven:
+		return fmt.Errorf("iam: --history %q: only a history in S3 (s3://BUCKET/PREFIX) needs permissions; leave --history out for a history file: %w", history, errUsage)
 	}
 	trust, err := role.Trust()
 	if err != nil {
@@ -91,6 +119,11 @@ func runIAM(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, false).With("phase", "iam")
 	log.Info(fmt.Sprintf("trust admits %s through %s", subject, role.OIDCProviderARN()))
 	log.Info(fmt.Sprintf("permissions in account %s, %s, ECR repository %s", role.Account, region, role.Repository))
+	if role.History.Bucket != "" {
+		log.Info(fmt.Sprintf("history in %s: write, read and list records there, never delete", role.History))
+	} else {
+		log.Info("no S3 permissions: a history kept in a file needs none (pass --history s3://BUCKET/PREFIX for one in S3)")
+	}
 
 	switch {
 	case trustOnly && !permsOnly:

@@ -18,8 +18,9 @@ var flagHelp = flag.ErrHelp
 // parser, so a malformed value such as DRILL_LIVE_WINDOW=5min is a usage error, never a silent
 // fall back to the default.
 type flags struct {
-	fs  *flag.FlagSet
-	env map[string]string // flag name → environment variable
+	fs    *flag.FlagSet
+	env   map[string]string // flag name → environment variable
+	given map[string]bool   // set on the command line, not from the environment
 }
 
 func newFlags(name, summary string, stderr io.Writer) *flags {
@@ -54,6 +55,10 @@ func (f *flags) Int(p *int, name, env string, value int, usage string) {
 	f.fs.IntVar(p, name, value, f.declare(name, env, usage))
 }
 
+func (f *flags) Float(p *float64, name, env string, value float64, usage string) {
+	f.fs.Float64Var(p, name, value, f.declare(name, env, usage))
+}
+
 func (f *flags) Duration(p *time.Duration, name, env string, value time.Duration, usage string) {
 	f.fs.DurationVar(p, name, value, f.declare(name, env, usage))
 }
@@ -72,6 +77,7 @@ func (f *flags) parse(args []string) error {
 	}
 	given := map[string]bool{}
 	f.fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	f.given = given
 	var errs []error
 	f.fs.VisitAll(func(fl *flag.Flag) {
 		env, ok := f.env[fl.Name]
@@ -89,6 +95,9 @@ func (f *flags) parse(args []string) error {
 	}
 	return nil
 }
+
+// onCommandLine reports whether the command line set name, rather than its variable.
+func (f *flags) onCommandLine(name string) bool { return f.given[name] }
 
 // usageError marks a value the flag parser accepted but the command cannot use (exit 2).
 func usageError(format string, args ...any) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/deploydrill/deploydrill/ci/drill"
 	"github.com/deploydrill/deploydrill/ci/environment"
 	"github.com/deploydrill/deploydrill/ci/report"
+	"github.com/deploydrill/deploydrill/internal/awsdouble"
 	"github.com/deploydrill/deploydrill/internal/retention"
 )
 
@@ -184,5 +185,89 @@ func TestTeardownAppliesRetentionEvenWhenTheDrillNeverRan(t *testing.T) {
 	}
 	if env.kept.KeepVerified != 0 || len(env.kept.Keep) != 0 {
 		t.Errorf("retention %+v, want keep-verified 0 and nothing kept by tag (nothing was published)", env.kept)
+	}
+}
+
+// Every run that got as far as creating something is recorded, failed ones too; a history it
+// cannot read is reported and left as it is.
+func TestEveryRunIsRecordedAndACorruptHistoryIsNeverOverwritten(t *testing.T) {
+	env := &fakeEnv{registryErr: errors.New("throttled")}
+	useFakeTarget(t, env)
+	hist := filepath.Join(t.TempDir(), "history.jsonl")
+	dir := filepath.Join(t.TempDir(), "report")
+	dispatch(t.Context(), fakeDrillArgs(t, dir, "--history", hist), new(bytes.Buffer), new(bytes.Buffer))
+	var out bytes.Buffer
+	if err := dispatch(t.Context(), []string{"history", "--history", hist, "--json"}, &out, new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	var records []struct {
+		Target     string `json:"target"`
+		V          string `json:"v"`
+		Passed     bool   `json:"passed"`
+		ExitStatus int    `json:"exit_status"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &records); err != nil {
+		t.Fatalf("history --json: %v\n%s", err, out.String())
+	}
+	if len(records) != 1 || records[0].Target != "fake" || records[0].Passed || records[0].ExitStatus != 1 {
+		t.Fatalf("records %+v, want the failed run recorded with exit status 1", records)
+	}
+
+	garbage := []byte("{\"schema\":\"deploydrill.history/v1\"\nnot json at all\n")
+	os.WriteFile(hist, garbage, 0o644)
+	err := dispatch(t.Context(), fakeDrillArgs(t, dir, "--history", hist), new(bytes.Buffer), new(bytes.Buffer))
+	if err == nil || !strings.Contains(err.Error(), "history") || !strings.Contains(err.Error(), hist) {
+		t.Errorf("err = %v, want the unreadable history named", err)
+	}
+	if got, _ := os.ReadFile(hist); !bytes.Equal(got, garbage) {
+		t.Errorf("the corrupt history was changed:\n%s", got)
+	}
+	if err := dispatch(t.Context(), []string{"history", "--history", hist}, new(bytes.Buffer), new(bytes.Buffer)); err == nil || !strings.Contains(err.Error(), ":1") && !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("history on a corrupt file: %v, want the file and line named", err)
+	}
+}
+
+func TestGateFlagsAreCheckedBeforeAnythingIsCreated(t *testing.T) {
+	for _, args := range [][]string{
+		{"--max-budget-use", "10"},                 // no --slo
+		{"--slo", "100"},                           // not below 100
+		{"--slo", "99.9", "--slo-window", "month"}, // not a window
+		{"--regress", "-5"},
+	} {
+		env := &fakeEnv{}
+		useFakeTarget(t, env)
+		err := dispatch(t.Context(), fakeDrillArgs(t, filepath.Join(t.TempDir(), "r"), args...), new(bytes.Buffer), new(bytes.Buffer))
+		if !errors.Is(err, errUsage) || len(env.calls) > 0 {
+			t.Errorf("%v: err %v, calls %q; want a usage error before any call", args, err, env.calls)
+		}
+	}
+}
+
+// --history s3://bucket/prefix keeps one object per drill in S3 (here the AWS double, through
+// the real SDK client); `history` reads them back.
+func TestHistoryInS3(t *testing.T) {
+	double := awsdouble.New(awsdouble.Options{})
+	t.Cleanup(double.Close)
+	double.S3.CreateBucket("drills")
+	t.Setenv("AWS_ENDPOINT_URL", double.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDDOUBLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "double-secret")
+	t.Setenv("AWS_REGION", double.Region())
+	for range 2 {
+		env := &fakeEnv{registryErr: errors.New("throttled")}
+		useFakeTarget(t, env)
+		dispatch(t.Context(), fakeDrillArgs(t, filepath.Join(t.TempDir(), "r"), "--history", "s3://drills/team-a"), new(bytes.Buffer), new(bytes.Buffer))
+	}
+	objects := double.S3.Objects("drills")
+	if len(objects) != 2 || !strings.HasPrefix(objects[0].Key, "team-a/") {
+		t.Fatalf("objects %+v, want two records under team-a/", objects)
+	}
+	var out bytes.Buffer
+	if err := dispatch(t.Context(), []string{"history", "--history", "s3://drills/team-a", "--json"}, &out, new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	var records []map[string]any
+	if err := json.Unmarshal(out.Bytes(), &records); err != nil || len(records) != 2 {
+		t.Fatalf("history --json: %d records, %v\n%s", len(records), err, out.String())
 	}
 }

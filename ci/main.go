@@ -3,7 +3,7 @@
 // everything down, and report how fast the outage was detected and recovered.
 //
 //	go run ./ci [drill] [flags]   the whole drill (default)
-//	go run ./ci build|test|publish|images|sweep|iam [flags]
+//	go run ./ci build|test|publish|images|history|sweep|iam [flags]
 package main
 
 import (
@@ -33,6 +33,7 @@ func commands() []command {
 		testCommand(),
 		publishCommand(),
 		imagesCommand(),
+		historyCommand(),
 		sweepCommand(),
 		iamCommand(),
 	}

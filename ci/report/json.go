@@ -33,7 +33,8 @@ const Schema = "deploydrill.report/v1"
 //	              "probes","failed_probes","availability":[...],"latency_ms":{...}},
 //	  "samples": [{"at","offset_ms","phase","want","outcome","latency_ms","version","status","error"}],
 //	  "warnings": [], "error": "", "teardown_error": "",
-//	  "teardown": {"steps":[{"name","took_ms","error"}],"retention","left":[],"sweep"}
+//	  "teardown": {"steps":[{"name","took_ms","error"}],"retention","left":[],"sweep"},
+//	  "error_budget": "", "gates": [{"name","passed","message"}], "trend": ""
 //	}
 type Report struct {
 	Schema        string        `json:"schema"`
@@ -56,6 +57,9 @@ type Report struct {
 	Error         string        `json:"error"`
 	TeardownError string        `json:"teardown_error"`
 	Teardown      Teardown      `json:"teardown"`
+	ErrorBudget   string        `json:"error_budget"`
+	Gates         []Gate        `json:"gates"`
+	Trend         string        `json:"trend"`
 }
 
 // Teardown is what the run's teardown did, and what may be left when it failed.
@@ -160,15 +164,18 @@ type Sample struct {
 }
 
 // New converts a drill result and its figures to the report.json document.
-func New(res *drill.Result, f drill.Figures) Report {
+func New(res *drill.Result, f drill.Figures, a Assessment) Report {
 	c := res.Config
 	r := Report{
-		Schema:     Schema,
-		Passed:     res.Passed(),
-		Target:     res.Target,
-		StartedAt:  res.Started.UTC(),
-		EndedAt:    res.Ended.UTC(),
-		DurationMS: millis(res.Ended.Sub(res.Started)),
+		Schema:      Schema,
+		Passed:      passed(res, a),
+		ErrorBudget: a.Budget,
+		Gates:       append([]Gate{}, a.Gates...),
+		Trend:       a.Trend,
+		Target:      res.Target,
+		StartedAt:   res.Started.UTC(),
+		EndedAt:     res.Ended.UTC(),
+		DurationMS:  millis(res.Ended.Sub(res.Started)),
 		Config: Config{
 			LiveWindowMS: millis(c.Windows.Live), OutageWindowMS: millis(c.Windows.Outage), RecoveryWindowMS: millis(c.Windows.Recovery),
 			ProbeIntervalMS: millis(c.Interval), ProbeTimeoutMS: millis(c.ProbeTimeout), ReadyTimeoutMS: millis(c.ReadyTimeout),
@@ -219,8 +226,8 @@ func New(res *drill.Result, f drill.Figures) Report {
 
 // JSON renders report.json: indented, with one sample per line so that a long drill stays
 // readable and compact.
-func JSON(res *drill.Result, f drill.Figures) ([]byte, error) {
-	r := New(res, f)
+func JSON(res *drill.Result, f drill.Figures, a Assessment) ([]byte, error) {
+	r := New(res, f, a)
 	samples := r.Samples
 	r.Samples = []Sample{}
 	head, err := json.MarshalIndent(r, "", "  ")

@@ -13,7 +13,7 @@ import (
 
 // JUnit renders junit.xml: one test case per phase expectation, named stably so CI can track
 // them across runs. A failed expectation is a <failure>, one the drill never reached <skipped>.
-func JUnit(res *drill.Result, f drill.Figures) ([]byte, error) {
+func JUnit(res *drill.Result, f drill.Figures, a Assessment) ([]byte, error) {
 	suite := junitSuite{
 		Name:      "deploydrill." + res.Target,
 		Timestamp: res.Started.UTC().Format(time.RFC3339),
@@ -44,6 +44,17 @@ func JUnit(res *drill.Result, f drill.Figures) ([]byte, error) {
 			suite.Skipped++
 		}
 		suite.Cases = append(suite.Cases, c)
+	}
+	for _, g := range a.Gates { // one case per gate, so CI tracks each
+		c := junitCase{Name: g.Name, Classname: "deploydrill.gate", Time: "0"}
+		if !g.Passed {
+			c.Failure = &junitFailure{Message: oneLine(g.Message), Type: "gate", Text: g.Message}
+			suite.Failures++
+		}
+		suite.Cases = append(suite.Cases, c)
+	}
+	if a.Budget != "" {
+		suite.Properties = append(suite.Properties, junitProperty{"error_budget", a.Budget})
 	}
 	suite.Tests = len(suite.Cases)
 	doc := junitSuites{Name: "deploydrill", Tests: suite.Tests, Failures: suite.Failures, Skipped: suite.Skipped, Time: suite.Time, Suites: []junitSuite{suite}}

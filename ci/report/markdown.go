@@ -11,10 +11,10 @@ import (
 
 // Markdown renders summary.md: the verdict, the figures, each expectation and each phase. It is
 // also what goes to the GitHub step summary, so it stands alone.
-func Markdown(res *drill.Result, f drill.Figures) []byte {
+func Markdown(res *drill.Result, f drill.Figures, a Assessment) []byte {
 	var b bytes.Buffer
 	icon := "✅"
-	if !res.Passed() {
+	if !passed(res, a) {
 		icon = "❌"
 	}
 	fmt.Fprintf(&b, "## %s Deploy drill %s on `%s`\n\n", icon, strings.ToLower(verdict(res)), md(res.Target))
@@ -56,7 +56,25 @@ func Markdown(res *drill.Result, f drill.Figures) []byte {
 		fmt.Fprintf(&b, "| Probe latency p50 / p95 / p99 (%d healthy probes) | %s / %s / %s |\n",
 			f.Latency.Count, humanMS(f.Latency.P50), humanMS(f.Latency.P95), humanMS(f.Latency.P99))
 	}
-	fmt.Fprintf(&b, "| Probes | %d every %s, %d failed |\n\n", f.Probes, human(res.Config.Interval), f.Failed)
+	fmt.Fprintf(&b, "| Probes | %d every %s, %d failed |\n", f.Probes, human(res.Config.Interval), f.Failed)
+	if a.Budget != "" {
+		fmt.Fprintf(&b, "| Error budget this downtime would use | %s |\n", md(a.Budget))
+	}
+	b.WriteString("\n")
+	if a.Trend != "" {
+		fmt.Fprintf(&b, "%s\n\n", md(a.Trend))
+	}
+	if len(a.Gates) > 0 {
+		b.WriteString("| | Gate | Verdict |\n|---|---|---|\n")
+		for _, g := range a.Gates {
+			icon := "✅"
+			if !g.Passed {
+				icon = "❌"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", icon, md(g.Name), md(g.Message))
+		}
+		b.WriteString("\n")
+	}
 
 	b.WriteString("| | Phase | Expectation | Detail |\n|---|---|---|---|\n")
 	for _, e := range res.Expectations {

@@ -144,7 +144,7 @@ type junitDoc struct {
 
 func TestJUnitParsesWithOneCasePerExpectation(t *testing.T) {
 	res := failedResult()
-	data, err := report.JUnit(res, drill.ComputeFigures(res))
+	data, err := report.JUnit(res, drill.ComputeFigures(res), report.Assessment{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestJUnitParsesWithOneCasePerExpectation(t *testing.T) {
 func TestJUnitSurvivesCDATATerminatorsInMessages(t *testing.T) {
 	res := failedResult()
 	res.Expectations[2].Message = "answered ]]> <x> & done"
-	data, err := report.JUnit(res, drill.ComputeFigures(res))
+	data, err := report.JUnit(res, drill.ComputeFigures(res), report.Assessment{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,9 +204,9 @@ func BenchmarkReport(b *testing.B) {
 		name   string
 		render func() ([]byte, error)
 	}{
-		{"json", func() ([]byte, error) { return report.JSON(res, f) }},
-		{"markdown", func() ([]byte, error) { return report.Markdown(res, f), nil }},
-		{"junit", func() ([]byte, error) { return report.JUnit(res, f) }},
+		{"json", func() ([]byte, error) { return report.JSON(res, f, report.Assessment{}) }},
+		{"markdown", func() ([]byte, error) { return report.Markdown(res, f, report.Assessment{}), nil }},
+		{"junit", func() ([]byte, error) { return report.JUnit(res, f, report.Assessment{}) }},
 		{"svg", func() ([]byte, error) { return report.SVG(res, f), nil }},
 	} {
 		b.Run(r.name, func(b *testing.B) {

@@ -39,6 +39,8 @@ type Options struct {
 	// StepSummary is a file the Markdown summary is appended to (GitHub's
 	// $GITHUB_STEP_SUMMARY); "" skips it.
 	StepSummary string
+	// Assessment adds the error budget, the gates and the trend (from the drill history).
+	Assessment Assessment
 }
 
 // Write renders every report file into dir (created if needed) and returns the paths written.
@@ -52,14 +54,15 @@ func Write(dir string, res *drill.Result, opts Options) ([]string, error) {
 		return nil, fmt.Errorf("write report: %w", err)
 	}
 	figures := drill.ComputeFigures(res)
-	summary := Markdown(res, figures)
+	a := opts.Assessment
+	summary := Markdown(res, figures, a)
 	renders := []struct {
 		name   string
 		render func() ([]byte, error)
 	}{
-		{JSONFile, func() ([]byte, error) { return JSON(res, figures) }},
+		{JSONFile, func() ([]byte, error) { return JSON(res, figures, a) }},
 		{SummaryFile, func() ([]byte, error) { return summary, nil }},
-		{JUnitFile, func() ([]byte, error) { return JUnit(res, figures) }},
+		{JUnitFile, func() ([]byte, error) { return JUnit(res, figures, a) }},
 		{TimelineFile, func() ([]byte, error) { return SVG(res, figures), nil }},
 	}
 	var paths []string

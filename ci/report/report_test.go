@@ -107,7 +107,7 @@ func TestWriteRefusesNoResult(t *testing.T) {
 
 func TestJSONCarriesEverySample(t *testing.T) {
 	res := passedResult()
-	data, err := report.JSON(res, drill.ComputeFigures(res))
+	data, err := report.JSON(res, drill.ComputeFigures(res), report.Assessment{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,10 @@
 // Package iam holds the IAM role the AWS target runs as. policy.json is the least-privilege
 // permissions policy: create calls only with this tool's request tag, changes and deletes only
-// on resources carrying it, ECR only on the drill's repository. trust.json lets GitHub Actions
-// assume the role through OIDC, for one repository's branch or environment only. Role renders
-// both for an account, a region and a repository (`go run ./ci iam`); tests keep the policy
-// and the code's AWS calls from drifting apart.
+// on resources carrying it, ECR only on the drill's repository, S3 only on the drill history's
+// prefix, without deletes (the history is append-only). trust.json lets GitHub Actions assume
+// the role through OIDC, for one repository's branch or environment only. Role renders both
+// for an account, a region, a repository and a history location (`go run ./ci iam`); tests
+// keep the policy and the code's AWS calls from drifting apart.
 package iam
 
 import (
@@ -11,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -23,13 +25,14 @@ const DefaultRepository = "deploydrill"
 // Document returns policy.json as stored.
 func Document() []byte { return append([]byte(nil), policyJSON...) }
 
-// ForRepository returns the policy for another repository name, in any account and region
-// (Role.Permissions scopes it to one of each as well).
+// ForRepository returns the policy for another repository name, in any account and region,
+// its history statements as stored (Role.Permissions scopes it to one account, region and
+// history location as well).
 func ForRepository(name string) ([]byte, error) {
 	if !repositoryPattern.MatchString(name) {
 		return nil, fmt.Errorf("iam policy: %q is not a repository name", name)
 	}
-	return render(scope{repository: name})
+	return render(scope{repository: name, history: storedHistory})
 }
 
 // RegistryActions are what the OCI registry protocol (push from the pipeline, pull on the
@@ -37,6 +40,20 @@ func ForRepository(name string) ([]byte, error) {
 var RegistryActions = []string{
 	"ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
 	"ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+}
+
+// sdkActions are the SDK operations whose IAM action has another name.
+var sdkActions = map[string]string{
+	"s3:ListObjectsV2": "s3:ListBucket",
+}
+
+// Action is the IAM action that authorises an SDK operation named "service:Operation":
+// the operation's own name unless sdkActions says otherwise.
+func Action(operation string) string {
+	if a, ok := sdkActions[operation]; ok {
+		return a
+	}
+	return operation
 }
 
 // ImpliedActions are authorised alongside a call rather than called: tags set at creation
@@ -122,6 +139,52 @@ func (p Policy) AllowsOn(action, resource string) bool {
 		}
 	}
 	return false
+}
+
+// AllowsRequest reports whether some statement allows action on the resource ARN for a
+// request that carries the condition keys in context (e.g. "s3:prefix"), every condition of
+// the statement evaluated. Only StringEquals and StringLike are understood, values matched
+// case-sensitively as IAM matches them; a key absent from context fails its condition, and so
+// does any other operator, so that a check never passes on a condition it did not read.
+func (p Policy) AllowsRequest(action, resource string, context map[string]string) bool {
+	for _, s := range p.Allowing(action) {
+		if slices.ContainsFunc(s.Resource, func(r string) bool { return arnMatch(r, resource) }) && s.admits(context) {
+			return true
+		}
+	}
+	return false
+}
+
+// conditionOperators are the condition operators AllowsRequest evaluates.
+var conditionOperators = map[string]func(pattern, value string) bool{
+	"StringEquals": func(pattern, value string) bool { return pattern == value },
+	"StringLike":   glob,
+}
+
+func (s Statement) admits(context map[string]string) bool {
+	for operator, byKey := range s.Condition {
+		match := conditionOperators[operator]
+		if match == nil {
+			return false
+		}
+		for key := range byKey {
+			value, ok := lookup(context, key)
+			if !ok || !slices.ContainsFunc(s.ConditionValues(operator, key), func(p string) bool { return match(p, value) }) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// lookup finds a condition key, whose name IAM compares case-insensitively.
+func lookup(context map[string]string, key string) (string, bool) {
+	for k, v := range context {
+		if strings.EqualFold(k, key) {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 // ConditionValues returns the values of a condition key under an operator (e.g. "StringEquals",

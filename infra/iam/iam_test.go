@@ -1,6 +1,7 @@
 package iam_test
 
 import (
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -18,7 +19,8 @@ const sdkServices = "github.com/aws/aws-sdk-go-v2/service/"
 
 // calledActions scans every non-test Go file of the product (the module minus test machinery)
 // for interface methods shaped like an SDK operation, Op(ctx, *svc.OpInput, ...func(*svc.Options)),
-// and returns "svc:Op" for each. The service packages reach AWS only through such interfaces
+// and returns the IAM action that authorises each ("svc:Op", or the name iam.Action maps it
+// to, as ListObjectsV2 to s3:ListBucket). The service packages reach AWS only through such interfaces
 // (see each package's api type), and the scenario tests in infra/teardown check every call the
 // double served as well.
 func calledActions(t *testing.T) []string {
@@ -75,7 +77,7 @@ func calledActions(t *testing.T) []string {
 				if !ok || svc == "" || sel.Sel.Name != m.Names[0].Name+"Input" {
 					continue
 				}
-				actions = append(actions, svc+":"+m.Names[0].Name)
+				actions = append(actions, iam.Action(svc+":"+m.Names[0].Name))
 			}
 			return true
 		})
@@ -88,22 +90,28 @@ func calledActions(t *testing.T) []string {
 	return slices.Compact(actions)
 }
 
-// document is a policy as stored or as rendered, with the one ECR resource it must name.
+// document is a policy as stored or as rendered, with the one ECR resource it must name and
+// the history location its S3 statements must be confined to (zero: it must have none).
 type document struct {
 	name       string
 	policy     iam.Policy
 	repository string
+	history    iam.S3Location
 }
 
-// documents are policy.json as stored and as `go run ./ci iam` renders it: every property
-// below holds for each, so rendering can neither drop a permission nor widen one.
+// storedHistory is the location policy.json's history statements are written for.
+var storedHistory = iam.S3Location{Bucket: iam.StoredHistoryBucket, Prefix: iam.StoredHistoryPrefix}
+
+// documents are policy.json as stored and as `go run ./ci iam` renders it, with a history in
+// S3 and without: every property below holds for each, so rendering can neither drop a
+// permission nor widen one.
 func documents(t *testing.T) []document {
 	t.Helper()
 	stored, err := iam.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs := []document{{"policy.json", stored, "arn:aws:ecr:*:*:repository/deploydrill"}}
+	docs := []document{{"policy.json", stored, "arn:aws:ecr:*:*:repository/deploydrill", storedHistory}}
 	for _, r := range []struct {
 		name       string
 		role       iam.Role
@@ -115,6 +123,13 @@ func documents(t *testing.T) []document {
 		{"rendered for every region",
 			iam.Role{Account: "210987654321", Repo: "octo-org/drill"},
 			"arn:aws:ecr:*:210987654321:repository/deploydrill"},
+		{"rendered with a history in S3",
+			iam.Role{Account: "123456789012", Repo: "octo-org/drill", Region: "eu-west-1",
+				History: iam.S3Location{Bucket: "octo.drill-records", Prefix: "team/app"}},
+			"arn:aws:ecr:eu-west-1:123456789012:repository/deploydrill"},
+		{"rendered with a history filling a bucket",
+			iam.Role{Account: "210987654321", Repo: "octo-org/drill", History: iam.S3Location{Bucket: "drill-records"}},
+			"arn:aws:ecr:*:210987654321:repository/deploydrill"},
 	} {
 		doc, err := r.role.Permissions()
 		if err != nil {
@@ -124,14 +139,14 @@ func documents(t *testing.T) []document {
 		if err != nil {
 			t.Fatal(err)
 		}
-		docs = append(docs, document{r.name, p, r.repository})
+		docs = append(docs, document{r.name, p, r.repository, r.role.History})
 	}
 	return docs
 }
 
 func TestPolicyAllowsEveryCallTheCodeMakes(t *testing.T) {
 	called := calledActions(t)
-	for _, must := range []string{"ec2:RunInstances", "ec2:TerminateInstances", "ecr:PutImage", "ssm:GetParameter"} {
+	for _, must := range []string{"ec2:RunInstances", "ec2:TerminateInstances", "ecr:PutImage", "ssm:GetParameter", "s3:ListBucket"} {
 		if !slices.Contains(called, must) {
 			t.Fatalf("the scan missed %s (found %v): fix the scanner before trusting this test", must, called)
 		}
@@ -139,10 +154,57 @@ func TestPolicyAllowsEveryCallTheCodeMakes(t *testing.T) {
 	t.Logf("the code calls %d operations: %v", len(called), called)
 	for _, d := range documents(t) {
 		for _, a := range slices.Concat(called, iam.RegistryActions) {
-			if !d.policy.Allows(a) {
+			// The S3 calls are the history's: a role whose history is not in S3 needs none.
+			want := d.history != (iam.S3Location{}) || !strings.HasPrefix(a, "s3:")
+			switch got := d.policy.Allows(a); {
+			case want && !got:
 				t.Errorf("%s does not allow %s, which the code calls", d.name, a)
+			case !want && got:
+				t.Errorf("%s allows %s, though its history is not in S3", d.name, a)
 			}
 		}
+	}
+}
+
+func TestHistoryIsConfinedToItsPrefix(t *testing.T) {
+	for _, d := range documents(t) {
+		t.Run(d.name, func(t *testing.T) {
+			h := d.history
+			for _, s := range d.policy.Statement {
+				for _, a := range s.Action {
+					if !strings.HasPrefix(a, "s3:") {
+						continue
+					}
+					if h == (iam.S3Location{}) {
+						t.Errorf("%s: %s, though the history is not in S3", s.Sid, a)
+						continue
+					}
+					switch a {
+					case "s3:GetObject", "s3:PutObject":
+						if !slices.Equal(s.Resource, []string{h.ObjectsARN()}) || s.Condition != nil {
+							t.Errorf("%s: %s on %v with %v, want only %s", s.Sid, a, s.Resource, s.Condition, h.ObjectsARN())
+						}
+					case "s3:ListBucket":
+						if !slices.Equal(s.Resource, []string{h.BucketARN()}) {
+							t.Errorf("%s: %s on %v, want only %s", s.Sid, a, s.Resource, h.BucketARN())
+						}
+						// The store lists with Prefix "PREFIX/", and a bucket of its own with none.
+						want := "null"
+						if h.Prefix != "" {
+							want = `{"StringEquals":{"s3:prefix":"` + h.Prefix + `/"}}`
+						}
+						if got, _ := json.Marshal(s.Condition); string(got) != want {
+							t.Errorf("%s: %s with the condition %s, want %s", s.Sid, a, got, want)
+						}
+					default:
+						t.Errorf("%s: %s: the history only reads, writes new records and lists them", s.Sid, a)
+					}
+				}
+			}
+			if d.policy.Allows("s3:DeleteObject") {
+				t.Error("allows s3:DeleteObject: the history is append-only")
+			}
+		})
 	}
 }
 

@@ -52,32 +52,93 @@ func (r Role) OIDCProviderARN() string {
 
 // Permissions renders policy.json for the role: every ARN pinned to the role's account, to
 // its region when one is given (calls with no resource ARN get an aws:RequestedRegion
-// condition instead), and ECR to the role's repository.
+// condition instead), ECR to the role's repository, and S3 to the role's history location;
+// without one (a history kept in a file) the policy allows no S3 call at all.
 func (r Role) Permissions() ([]byte, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	return render(scope{account: r.Account, region: r.Region, repository: r.repository()})
+	return render(scope{account: r.Account, region: r.Region, repository: r.repository(), history: r.History})
 }
 
-// scope is what render pins policy.json's wildcards to; "" leaves a field as stored.
-type scope struct{ account, region, repository string }
+// scope is what render pins policy.json's wildcards to; "" leaves a field as stored. The
+// history statements (those of S3) are rendered for history, and dropped when it is zero.
+type scope struct {
+	account, region, repository string
+	history                     S3Location
+}
+
+// storedHistory is the location policy.json's history statements are written for.
+var storedHistory = S3Location{Bucket: StoredHistoryBucket, Prefix: StoredHistoryPrefix}
 
 func render(sc scope) ([]byte, error) {
 	p, err := Load()
 	if err != nil {
 		return nil, err
 	}
-	for i := range p.Statement {
-		s := &p.Statement[i]
+	kept := p.Statement[:0]
+	for _, s := range p.Statement {
+		if isHistory(s) {
+			if sc.history.Bucket == "" {
+				continue
+			}
+			if err := s.renderHistory(sc.history); err != nil {
+				return nil, err
+			}
+		}
 		for j := range s.Resource {
 			s.Resource[j] = sc.arn(s.Resource[j])
 		}
 		if sc.region != "" && slices.Contains(s.Resource, "*") {
 			s.setCondition("StringEquals", "aws:RequestedRegion", sc.region)
 		}
+		kept = append(kept, s)
 	}
+	p.Statement = kept
 	return p.Marshal()
+}
+
+// isHistory reports whether a statement is one of the history's: S3 serves nothing else.
+func isHistory(s Statement) bool {
+	return len(s.Action) > 0 && !slices.ContainsFunc(s.Action, func(a string) bool { return !strings.HasPrefix(a, "s3:") })
+}
+
+// renderHistory moves a history statement from storedHistory to h: the bucket, the objects
+// under the prefix, and the s3:prefix the listing is confined to (none when h is a whole
+// bucket, whose listing sends no prefix).
+func (s *Statement) renderHistory(h S3Location) error {
+	for j, r := range s.Resource {
+		switch r {
+		case storedHistory.BucketARN():
+			s.Resource[j] = h.BucketARN()
+		case storedHistory.ObjectsARN():
+			s.Resource[j] = h.ObjectsARN()
+		default:
+			return fmt.Errorf("iam policy: statement %s: resource %s is not the history's bucket or objects in policy.json", s.Sid, r)
+		}
+	}
+	for operator, byKey := range s.Condition {
+		for key := range byKey {
+			if key != "s3:prefix" {
+				return fmt.Errorf("iam policy: statement %s: condition %s %s is not one the history's renderer knows", s.Sid, operator, key)
+			}
+			if got := s.ConditionValues(operator, key); !slices.Equal(got, []string{storedHistory.ListPrefix()}) {
+				return fmt.Errorf("iam policy: statement %s: s3:prefix %v, want %q in policy.json", s.Sid, got, storedHistory.ListPrefix())
+			}
+			if h.Prefix == "" {
+				delete(byKey, key)
+			} else {
+				s.setCondition(operator, key, h.ListPrefix())
+			}
+		}
+		if len(byKey) == 0 {
+			delete(s.Condition, operator)
+		}
+	}
+	if len(s.Condition) == 0 {
+		s.Condition = nil
+	}
+	return nil
 }
 
 // arn pins one Resource: the region and account segments stored as "*" (public AMIs and

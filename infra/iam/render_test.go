@@ -45,6 +45,8 @@ func TestPermissionsPolicy(t *testing.T) {
 	}{
 		{"one region, the default repository", iam.Role{Account: account, Repo: "octo-org/deploydrill", Region: "eu-west-1"}, "permissions-eu-west-1.golden"},
 		{"every region, another repository", iam.Role{Account: account, Repo: "octo-org/deploydrill", Repository: "team/drill-app"}, "permissions-any-region.golden"},
+		{"one region, a history in S3", iam.Role{Account: account, Repo: "octo-org/deploydrill", Region: "eu-west-1",
+			History: iam.S3Location{Bucket: "octo-drill-history", Prefix: "deploydrill/main"}}, "permissions-history.golden"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,6 +112,10 @@ func TestRoleRefusesWhatWouldWidenOrNeverMatch(t *testing.T) {
 		{"a China region", func(r *iam.Role) { r.Region = "cn-north-1" }, "outside the aws partition"},
 		{"a GovCloud region", func(r *iam.Role) { r.Region = "us-gov-west-1" }, "outside the aws partition"},
 		{"an ECR repository wildcard", func(r *iam.Role) { r.Repository = "drill*" }, `repository "drill*"`},
+		{"a history bucket wildcard", func(r *iam.Role) { r.History = iam.S3Location{Bucket: "drill-*", Prefix: "h"} }, `bucket "drill-*"`},
+		{"a history prefix wildcard", func(r *iam.Role) { r.History = iam.S3Location{Bucket: "drills", Prefix: "team/*"} }, `prefix "team/*"`},
+		{"a history prefix that is a policy variable", func(r *iam.Role) { r.History = iam.S3Location{Bucket: "drills", Prefix: "${aws:username}"} }, `prefix "${aws:username}"`},
+		{"a history prefix without its bucket", func(r *iam.Role) { r.History = iam.S3Location{Prefix: "drills"} }, "no bucket"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,6 +189,7 @@ func TestPoliciesFitIAMSizeLimits(t *testing.T) {
 		Environment: strings.Repeat("e", 255),
 		Region:      "ap-southeast-7",
 		Repository:  "some/deeply/nested/repository-name-for-the-drill",
+		History:     iam.S3Location{Bucket: strings.Repeat("b", 63), Prefix: strings.Repeat("p/", 255) + "pp"},
 	}
 	for _, tt := range []struct {
 		what   string
@@ -208,7 +215,8 @@ func TestPoliciesFitIAMSizeLimits(t *testing.T) {
 }
 
 func TestRenderedPermissionsStayInTheAccountAndRegion(t *testing.T) {
-	doc, err := iam.Role{Account: account, Repo: "octo-org/app", Region: "eu-west-1"}.Permissions()
+	history := iam.S3Location{Bucket: "drill-history", Prefix: "app"}
+	doc, err := iam.Role{Account: account, Repo: "octo-org/app", Region: "eu-west-1", History: history}.Permissions()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,6 +233,13 @@ func TestRenderedPermissionsStayInTheAccountAndRegion(t *testing.T) {
 				continue
 			}
 			seg := strings.SplitN(r, ":", 6)
+			if seg[2] == "s3" {
+				// Bucket names are unique in the partition: S3 ARNs name no region or account.
+				if r != history.BucketARN() && r != history.ObjectsARN() {
+					t.Errorf("%s: %s is not the history's bucket or prefix", s.Sid, r)
+				}
+				continue
+			}
 			public := strings.HasPrefix(seg[5], "image/") || strings.HasPrefix(seg[5], "parameter/aws/service/")
 			if seg[3] != "eu-west-1" || (seg[4] != account && !(public && seg[4] == "")) {
 				t.Errorf("%s: %s is not pinned to %s in eu-west-1", s.Sid, r, account)
@@ -234,7 +249,8 @@ func TestRenderedPermissionsStayInTheAccountAndRegion(t *testing.T) {
 }
 
 func TestRenderedPermissionsAllowTheDrillAndNothingNextToIt(t *testing.T) {
-	doc, err := iam.Role{Account: account, Repo: "octo-org/app", Region: "eu-west-1", Repository: "drill"}.Permissions()
+	doc, err := iam.Role{Account: account, Repo: "octo-org/app", Region: "eu-west-1", Repository: "drill",
+		History: iam.S3Location{Bucket: "drill-history", Prefix: "team/app"}}.Permissions()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,6 +276,13 @@ func TestRenderedPermissionsAllowTheDrillAndNothingNextToIt(t *testing.T) {
 		{"reading Ubuntu's AMI parameter", "ssm:GetParameter", ubuntu, true},
 		{"reading another public parameter", "ssm:GetParameter", "arn:aws:ssm:eu-west-1::parameter/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64", false},
 		{"reading the account's own parameters", "ssm:GetParameter", "arn:aws:ssm:eu-west-1:" + account + ":parameter/prod/db-password", false},
+		{"writing a drill record", "s3:PutObject", "arn:aws:s3:::drill-history/team/app/20250301T090000Z-run-1.json", true},
+		{"reading a drill record", "s3:GetObject", "arn:aws:s3:::drill-history/team/app/20250301T090000Z-run-1.json", true},
+		{"deleting a drill record", "s3:DeleteObject", "arn:aws:s3:::drill-history/team/app/20250301T090000Z-run-1.json", false},
+		{"writing next to the history's prefix", "s3:PutObject", "arn:aws:s3:::drill-history/team/app-prod/x.json", false},
+		{"reading above the history's prefix", "s3:GetObject", "arn:aws:s3:::drill-history/team/secrets.json", false},
+		{"writing to another bucket", "s3:PutObject", "arn:aws:s3:::other-bucket/team/app/x.json", false},
+		{"listing another bucket", "s3:ListBucket", "arn:aws:s3:::other-bucket", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,6 +21,10 @@ type Role struct {
 	Environment string
 	Region      string // the only region the drill may act in; empty allows every commercial region
 	Repository  string // the ECR repository; default DefaultRepository
+	// History is where the drill keeps its history when that is S3 (ParseS3Location reads
+	// the drill's --history s3://BUCKET/PREFIX). The zero value, for a history kept in a file
+	// or none, leaves S3 out of the permissions altogether.
+	History S3Location
 }
 
 // DefaultBranch is the branch trusted when neither a branch nor an environment is given.
@@ -54,6 +58,11 @@ func (r Role) Validate() error {
 	}
 	if name := r.repository(); len(name) > 256 || !repositoryPattern.MatchString(name) {
 		errs = append(errs, fmt.Errorf("repository %q: not an ECR repository name (lowercase letters, digits and . _ - /)", name))
+	}
+	if r.History != (S3Location{}) {
+		if err := r.History.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("history %s: %w", r.History, err))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("iam role: %w", err)

@@ -63,6 +63,8 @@ type Fault struct {
 // Double is the running stand-in. Set the hooks before the first request.
 type Double struct {
 	URL string
+	// S3 serves the S3 REST API (path-style) on the same endpoint: the drill history's store.
+	S3 *S3
 
 	// OnRunInstances decides the public IP of a new instance from its id and decoded user-data.
 	// An error fails RunInstances with InsufficientInstanceCapacity. Default: a loopback address.
@@ -128,6 +130,7 @@ func New(o Options) *Double {
 		repos:     map[string]*repository{},
 		params:    map[string]string{},
 		closed:    make(chan struct{}),
+		S3:        NewS3(),
 	}
 	if d.opts.RegistryPassword == "" {
 		b := make([]byte, 24)
@@ -238,10 +241,13 @@ func (d *Double) Operations() []string {
 	return slices.Clone(d.ops)
 }
 
-// ServeHTTP routes by X-Amz-Target (ECR, SSM) or the query Action (EC2).
+// ServeHTTP routes by X-Amz-Target (ECR, SSM), a path below / (S3, path-style), or the query
+// Action (EC2).
 func (d *Double) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
 	switch {
+	case target == "" && r.URL.Path != "/" && r.URL.Path != "":
+		d.S3.ServeHTTP(w, r)
 	case strings.HasPrefix(target, ecrTargetPrefix):
 		d.serveJSON(w, r, "ecr", strings.TrimPrefix(target, ecrTargetPrefix), ecrHandlers)
 	case strings.HasPrefix(target, ssmTargetPrefix):

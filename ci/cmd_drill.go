@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/deploydrill/deploydrill/ci/drill"
@@ -23,6 +24,7 @@ import (
 // drillOptions are the drill's own flags, beyond the pipeline's and the targets'.
 type drillOptions struct {
 	target        string
+	fault         string
 	listen        string
 	cfg           drill.Config // the drill's settings, normalized once by the validate stage
 	reportDir     string
@@ -34,6 +36,12 @@ type drillOptions struct {
 func (o *drillOptions) register(f *flags) {
 	f.String(&o.target, "target", "DRILL_TARGET", "local", "where to drill: "+targetNames())
 	f.String(&o.listen, "listen", "DRILL_LISTEN", "127.0.0.1:8080", "local target: the stable host address probes use")
+	f.String(&o.fault, "fault", "DRILL_FAULT", string(drill.FaultStop), "what starts the outage: "+strings.Join(drill.FaultKinds(), ", ")+" (README: the fault table)")
+	f.Duration(&o.cfg.Fault.Delay, "fault-delay", "DRILL_FAULT_DELAY", drill.DefaultFaultDelay, "slow: the delay added to every response")
+	f.Duration(&o.cfg.Fault.Uptime, "crash-uptime", "DRILL_CRASH_UPTIME", drill.DefaultCrashUptime, "crashloop: how long the app runs after each start before it dies")
+	f.Duration(&o.cfg.LatencySLO, "latency-slo", "DRILL_LATENCY_SLO", 0, "a healthy probe slower than this counts as failed (slow); 0: off")
+	f.Int(&o.cfg.FailureWindow, "failure-window", "DRILL_FAILURE_WINDOW", 0, "watchdog: also roll back when --failure-ratio of the last N probes failed (catches flapping; 0: off)")
+	f.Float(&o.cfg.FailureRatio, "failure-ratio", "DRILL_FAILURE_RATIO", 0.6, "watchdog: the share of --failure-window probes that must fail (0.6: 3 of 5)")
 	f.Duration(&o.cfg.Windows.Live, "live", "DRILL_LIVE_WINDOW", drill.DefaultWindow, "live window: V up")
 	f.Duration(&o.cfg.Windows.Outage, "outage", "DRILL_OUTAGE_WINDOW", drill.DefaultWindow, "outage window: service down")
 	f.Duration(&o.cfg.Windows.Recovery, "recovery", "DRILL_RECOVERY_WINDOW", drill.DefaultWindow, "recovery window: K up")
@@ -99,6 +107,8 @@ type drillRun struct {
 	env      environment.Environment
 	job      *job // V's
 	kjob     *job // K's, when K is built from git in this run
+	bjob     *job // B's, the broken build bad-deploy ships
+	broken   drill.Image
 	dest     environment.Destination
 	rollback drill.Rollback
 	v        drill.Image
@@ -135,6 +145,10 @@ var drillStages = []stage[*drillRun]{
 			{name: "test K", run: (*drillRun).testK, skip: (*drillRun).kNotBuilt},
 			{name: "publish K", run: (*drillRun).publishK, skip: (*drillRun).kNotBuilt},
 		},
+		[]stage[*drillRun]{ // a broken build fails its own tests by design: none run
+			{name: "build B", run: (*drillRun).buildB, skip: (*drillRun).noBadDeploy},
+			{name: "publish B", run: (*drillRun).publishB, skip: (*drillRun).noBadDeploy},
+		},
 		[]stage[*drillRun]{
 			{name: "provision", run: (*drillRun).provision},
 			{name: "prepare", run: (*drillRun).prepare, skip: (*drillRun).nothingToPrepare},
@@ -153,6 +167,23 @@ func (r *drillRun) validate(ctx context.Context) error {
 	target, ok := findTarget(r.opts.target)
 	if !ok {
 		errs = append(errs, usageError("--target %q: want %s", r.opts.target, targetNames()))
+	}
+	kind, err := drill.ParseFault(r.opts.fault)
+	if err != nil {
+		errs = append(errs, usageError("--fault: %v", err))
+	}
+	r.opts.cfg.Fault.Kind = kind
+	if kind != drill.FaultSlow {
+		r.opts.cfg.Fault.Delay = 0
+	}
+	if kind != drill.FaultCrashloop {
+		r.opts.cfg.Fault.Uptime = 0
+	}
+	if r.opts.cfg.FailureWindow == 0 {
+		r.opts.cfg.FailureRatio = 0
+	}
+	if kind == drill.FaultBadDeploy && r.opts.cfg.RollbackTo != "" {
+		errs = append(errs, usageError("--rollback-to with --fault bad-deploy: the rollback goes to V, the known-good version the broken build replaced"))
 	}
 	cfg, err := r.opts.cfg.Normalize()
 	if err != nil {
@@ -174,6 +205,10 @@ func (r *drillRun) validate(ctx context.Context) error {
 		return err
 	}
 	r.job = j
+	if kind == drill.FaultBadDeploy {
+		r.bjob = j.sibling(j.version+"-broken", j.appDir)
+		r.bjob.broken = "unhealthy"
+	}
 	r.target = target
 	r.env, err = target.open(ctx, r)
 	return err
@@ -190,6 +225,12 @@ func (r *drillRun) registry(ctx context.Context) (err error) {
 // tested and published in this run and proven healthy before V is deployed; so is a
 // --rollback-to that names a git revision rather than an image.
 func (r *drillRun) pickRollback(ctx context.Context) error {
+	if r.bjob != nil {
+		r.rollback = drill.Rollback{Choice: drill.RollbackChoice{Kind: drill.RollbackRecreate, Tag: r.job.version,
+			Reason: "bad-deploy rolls back to V, the known-good version the broken build replaced"}}
+		r.log.Info(fmt.Sprintf("K %s: %s", r.job.version, r.rollback.Choice.Reason), "phase", "rollback")
+		return nil
+	}
 	explicit := r.opts.cfg.RollbackTo
 	rb, err := drill.PickRollback(ctx, r.env.Inventory(), drill.Image{Tag: r.job.version}, explicit)
 	var rev string
@@ -264,10 +305,31 @@ func (r *drillRun) connect(ctx context.Context) error {
 	if err := r.job.connect(ctx); err != nil {
 		return err
 	}
-	if r.kjob != nil {
-		return r.kjob.attach(r.job)
+	for _, sibling := range []*job{r.kjob, r.bjob} {
+		if sibling != nil {
+			if err := sibling.attach(r.job); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+func (r *drillRun) noBadDeploy() string {
+	if r.bjob == nil {
+		return "the fault is not bad-deploy"
+	}
+	return ""
+}
+
+func (r *drillRun) buildB(ctx context.Context) error { return r.bjob.build(ctx) }
+
+func (r *drillRun) publishB(ctx context.Context) (err error) {
+	r.broken, err = r.bjob.publishTo(ctx, r.dest, r.env.Inventory())
+	if err == nil {
+		fmt.Fprintln(r.stdout, r.broken.Ref)
+	}
+	return err
 }
 
 func (r *drillRun) kNotBuilt() string {
@@ -331,7 +393,7 @@ func (r *drillRun) nothingToPrepare() string {
 
 func (r *drillRun) drill(ctx context.Context) error {
 	cfg := r.opts.cfg
-	cfg.Image, cfg.Rollback = r.v, r.rollback.For(r.v)
+	cfg.Image, cfg.Rollback, cfg.Broken = r.v, r.rollback.For(r.v), r.broken
 	var err error
 	r.result, err = drill.Run(ctx, cfg, drill.Deps{
 		Target:    r.env,

@@ -96,7 +96,7 @@ func (o *historyOptions) open(ctx context.Context, cacheDir string, a *awsOption
 func record(res *drill.Result, runID, reportPath string, exitStatus int) history.Record {
 	f := drill.ComputeFigures(res)
 	r := history.Record{
-		RunID: runID, At: res.Started, Target: res.Target, V: res.V.Tag, K: res.K.Tag, Fault: "stop",
+		RunID: runID, At: res.Started, Target: res.Target, V: res.V.Tag, K: res.K.Tag, Fault: string(res.Config.Fault.Kind),
 		Probes: f.Probes, FailedProbes: f.Failed, Passed: exitStatus == 0, ExitStatus: exitStatus, Report: reportPath,
 	}
 	opt := func(d drill.NullDuration) *float64 {

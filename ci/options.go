@@ -75,6 +75,7 @@ type job struct {
 	version string
 	rev     *gitrev.Revision // where version came from; nil with --version
 	appDir  string
+	broken  string // a deliberately broken build (pipeline.Source.Broken); "" for a real one
 	base    pipeline.Base
 	client  *dagger.Client
 	source  pipeline.Source
@@ -142,6 +143,7 @@ func (j *job) describe() error {
 		App:     j.client.Host().Directory(appDir, dagger.HostDirectoryOpts{Exclude: []string{"__pycache__", ".pytest_cache", "*.pyc"}}),
 		Base:    j.base,
 		Version: j.version,
+		Broken:  j.broken,
 	}
 	j.image = pipeline.Build(j.client, j.source)
 	j.log.Info(fmt.Sprintf("%s (base %s)", j.version, j.base), "phase", "version")

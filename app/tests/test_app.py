@@ -52,3 +52,18 @@ def test_module_level_app_serves_health(monkeypatch):
     monkeypatch.setenv("APP_VERSION", "deadbee")
     module = importlib.reload(app_module)
     assert module.app.test_client().get("/health").get_json()["version"] == "deadbee"
+
+
+@pytest.mark.parametrize(
+    "mode, status, body",
+    [
+        ("unhealthy", 503, {"status": "failing", "version": "a1b2c3d"}),
+        ("wrong-version", 200, {"status": "ok", "version": "a1b2c3d-broken"}),
+        ("nonsense", 200, {"status": "ok", "version": "a1b2c3d"}),
+    ],
+)
+def test_a_broken_build_fails_its_health_check(client_for, monkeypatch, mode, status, body):
+    monkeypatch.setenv("APP_BROKEN", mode)
+    resp = client_for("a1b2c3d").get("/health")
+    assert resp.status_code == status
+    assert resp.get_json() == body

@@ -38,10 +38,20 @@ type Config struct {
 	ProbeTimeout time.Duration
 	// ReadyTimeout bounds the wait for a freshly deployed version (V, then K) to answer healthy.
 	ReadyTimeout time.Duration
-	// AutoRollback lets a watchdog start the rollback after FailuresToRollback consecutive failed
-	// probes in the outage window instead of waiting the window out.
+	// Fault is what starts the outage; the zero Fault is a graceful stop.
+	Fault Fault
+	// Broken is B, the broken build of the same source that bad-deploy ships over V.
+	Broken Image
+	// LatencySLO, when set, makes a healthy probe slower than it a failure ("slow").
+	LatencySLO time.Duration
+	// AutoRollback lets a watchdog start the rollback instead of waiting the outage window
+	// out: after FailuresToRollback consecutive failed probes, or, with FailureWindow set,
+	// when at least FailureRatio of the last FailureWindow probes failed (a flapping service,
+	// e.g. 3 of the last 5, never fails N in a row).
 	AutoRollback       bool
 	FailuresToRollback int
+	FailureWindow      int
+	FailureRatio       float64
 	// RollbackTo names K's tag explicitly (a unique prefix will do); empty picks the most recent
 	// verified image that is not V.
 	RollbackTo string
@@ -65,6 +75,18 @@ func (c Config) Normalize() (Config, error) {
 	def(&c.ReadyTimeout, DefaultReadyTimeout)
 	if c.FailuresToRollback == 0 {
 		c.FailuresToRollback = DefaultFailuresToRollback
+	}
+	if c.Fault.Kind == "" {
+		c.Fault.Kind = FaultStop
+	}
+	if c.Fault.Kind == FaultSlow {
+		def(&c.Fault.Delay, DefaultFaultDelay)
+	}
+	if c.Fault.Kind == FaultCrashloop {
+		def(&c.Fault.Uptime, DefaultCrashUptime)
+	}
+	if c.FailureWindow > 0 && c.FailureRatio == 0 {
+		c.FailureRatio = 0.6 // 3 of 5
 	}
 	c.ProbeTimeout = min(c.ProbeTimeout, c.Interval)
 
@@ -92,6 +114,18 @@ func (c Config) Normalize() (Config, error) {
 	if c.FailuresToRollback < 1 {
 		errs = append(errs, fmt.Errorf("failures to rollback %d: must be at least 1", c.FailuresToRollback))
 	}
+	if _, err := ParseFault(string(c.Fault.Kind)); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Fault.Delay < 0 || c.Fault.Uptime < 0 || c.LatencySLO < 0 {
+		errs = append(errs, errors.New("fault delay, crash uptime and latency SLO must not be negative"))
+	}
+	if c.Fault.Kind == FaultSlow && c.Fault.Delay <= c.ProbeTimeout && (c.LatencySLO == 0 || c.Fault.Delay <= c.LatencySLO) {
+		errs = append(errs, fmt.Errorf("fault delay %v: a slow fault must exceed the probe timeout %v or the latency SLO to be seen", c.Fault.Delay, c.ProbeTimeout))
+	}
+	if c.FailureWindow < 0 || c.FailureRatio < 0 || c.FailureRatio > 1 {
+		errs = append(errs, fmt.Errorf("failure window %d, ratio %g: want a window of at least 1 probe and a ratio in (0, 1]", c.FailureWindow, c.FailureRatio))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("drill config: %w", err)
 	}
@@ -112,6 +146,9 @@ func (c Config) ready() error {
 		if img.Tag == "" || img.Ref == "" || img.Version == "" {
 			errs = append(errs, fmt.Errorf("%s: tag, ref and version are required", img.name))
 		}
+	}
+	if c.Fault.Kind == FaultBadDeploy && (c.Broken.Ref == "" || c.Broken.Tag == "") {
+		errs = append(errs, errors.New("bad-deploy: the broken build B is required"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("drill config: %w", err)

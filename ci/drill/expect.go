@@ -33,27 +33,39 @@ func (r *run) expectUp(p Phase, img Image) bool {
 	return false
 }
 
-// expectDown checks that nothing answered /health after Stop returned: an answer from any version
-// (ok or wrong_version) means something is still serving. Errors, refusals and timeouts are down.
-func (r *run) expectDown() {
+// expectSymptoms checks the outage against its fault's entry in the table: every probe after
+// the fault took effect shows one of the fault's symptoms (a hang must time out, a stop must
+// refuse), and a flapping fault fails at least once. An answer that is no symptom (ok from a
+// stopped service, a refusal from a frozen one) fails the expectation.
+func (r *run) expectSymptoms() {
 	samples := phaseSamples(r.mon.since(0), PhaseOutage)
 	if len(samples) == 0 {
-		r.expect(PhaseOutage, Failed, "no probe completed after stop")
+		r.expect(PhaseOutage, Failed, "no probe completed after the fault")
 		return
 	}
-	var answered []Sample
+	var other, failed []Sample
 	for _, s := range samples {
-		if s.Outcome == probe.OK || s.Outcome == probe.WrongVersion {
-			answered = append(answered, s)
+		if !r.spec.expected(s.Outcome) {
+			other = append(other, s)
+		}
+		if !s.OK() {
+			failed = append(failed, s)
 		}
 	}
-	if len(answered) == 0 {
-		r.expect(PhaseOutage, Passed, "all %d probes failed after stop (%s)", len(samples), countOutcomes(samples))
-		return
+	want := make([]string, len(r.spec.symptoms))
+	for i, o := range r.spec.symptoms {
+		want[i] = string(o)
 	}
 	start, _ := r.res.Mark(PhaseOutage)
-	r.expect(PhaseOutage, Failed, "%d of %d probes still answered after stop; the first %s into the window, version %q",
-		len(answered), len(samples), fmtDur(answered[0].At.Sub(start.Start)), answered[0].Version)
+	switch {
+	case len(other) > 0:
+		r.expect(PhaseOutage, Failed, "%d of %d probes after %s did not show its symptoms (%s): %s; the first %s into the window: %s",
+			len(other), len(samples), r.cfg.Fault.Kind, strings.Join(want, ", "), countOutcomes(other), fmtDur(other[0].At.Sub(start.Start)), describe(other[0].Sample))
+	case len(failed) == 0:
+		r.expect(PhaseOutage, Failed, "all %d probes after %s answered healthy: the fault had no effect", len(samples), r.cfg.Fault.Kind)
+	default:
+		r.expect(PhaseOutage, Passed, "all %d probes after %s showed its symptoms (%s)", len(samples), r.cfg.Fault.Kind, countOutcomes(samples))
+	}
 }
 
 func phaseSamples(all []Sample, p Phase) []Sample {

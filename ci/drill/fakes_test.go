@@ -88,6 +88,22 @@ func (f *fakeTarget) Deploy(ctx context.Context, img drill.Image) error {
 	return nil
 }
 
+// Inject takes the service down the way Stop does (the prober decides what down looks like).
+func (f *fakeTarget) Inject(ctx context.Context, fault drill.Fault) error {
+	f.record("inject %s", fault.Kind)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.downAt = f.clock.Now()
+	return nil
+}
+
+func (f *fakeTarget) Clear(context.Context) error {
+	f.record("clear")
+	return nil
+}
+
+var _ drill.Faulter = (*fakeTarget)(nil)
+
 func (f *fakeTarget) Stop(ctx context.Context) error {
 	f.record("stop")
 	if f.stopErr != nil {

@@ -3,6 +3,8 @@ package drill
 import (
 	"slices"
 	"time"
+
+	"github.com/deploydrill/deploydrill/ci/probe"
 )
 
 // NullDuration is a figure that may not have been measured (the drill stopped early, or the
@@ -14,9 +16,10 @@ type NullDuration struct {
 
 // Availability is the share of healthy probes among those that started in one phase.
 type Availability struct {
-	Phase   Phase
-	Probes  int
-	Healthy int
+	Phase    Phase
+	Probes   int
+	Healthy  int
+	Outcomes map[probe.Outcome]int // the mix: how many probes ended how
 }
 
 // Ratio is Healthy/Probes, 0 without probes.
@@ -95,10 +98,11 @@ func ComputeFigures(r *Result) Figures {
 	for _, s := range r.Samples {
 		a := perPhase[s.Phase]
 		if a == nil {
-			a = &Availability{Phase: s.Phase}
+			a = &Availability{Phase: s.Phase, Outcomes: map[probe.Outcome]int{}}
 			perPhase[s.Phase] = a
 		}
 		a.Probes++
+		a.Outcomes[s.Outcome]++
 		if s.OK() {
 			a.Healthy++
 			latencies = append(latencies, s.Latency)

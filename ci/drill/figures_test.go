@@ -68,8 +68,20 @@ func TestComputeFigures(t *testing.T) {
 		{Phase: drill.PhaseRollback, Probes: 2, Healthy: 1},
 		{Phase: drill.PhaseRecovery, Probes: 2, Healthy: 2},
 	}
-	if !slices.Equal(f.Availability, wantAvail) {
+	sameCounts := func(a, b drill.Availability) bool {
+		return a.Phase == b.Phase && a.Probes == b.Probes && a.Healthy == b.Healthy
+	}
+	if !slices.EqualFunc(f.Availability, wantAvail, sameCounts) {
 		t.Errorf("availability %+v, want %+v", f.Availability, wantAvail)
+	}
+	for _, a := range f.Availability {
+		total := 0
+		for _, n := range a.Outcomes {
+			total += n
+		}
+		if total != a.Probes || a.Outcomes["ok"] != a.Healthy {
+			t.Errorf("%s outcome mix %v does not add up to %d probes, %d healthy", a.Phase, a.Outcomes, a.Probes, a.Healthy)
+		}
 	}
 	if got := f.Availability[1].Ratio(); got != 2.0/3 {
 		t.Errorf("live ratio %v", got)

@@ -2,8 +2,11 @@ package drill
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/deploydrill/deploydrill/ci/probe"
 )
 
 // monitor probes the target at a fixed interval from its own goroutine, so probing never pauses
@@ -12,10 +15,11 @@ import (
 // it started; the drill switches both under the same lock, so a sample's tag agrees with the
 // phase marks.
 type monitor struct {
-	clock    Clock
-	prober   Prober
-	interval time.Duration
-	timeout  time.Duration
+	clock      Clock
+	prober     Prober
+	interval   time.Duration
+	timeout    time.Duration
+	latencySLO time.Duration // a healthy answer slower than this is "slow"; 0: none
 
 	mu       sync.Mutex
 	phase    Phase
@@ -90,6 +94,9 @@ func (m *monitor) loop(ctx context.Context) {
 		s := m.prober.Probe(pctx, endpoint, want)
 		cancel()
 		s.At = at // the drill's clock, the one that stamps the phase marks
+		if m.latencySLO > 0 && s.OK() && s.Latency > m.latencySLO {
+			s.Outcome, s.Err = probe.Slow, fmt.Sprintf("answered in %s, over the latency SLO %s", s.Latency.Round(time.Millisecond), m.latencySLO)
+		}
 
 		m.mu.Lock()
 		if ctx.Err() == nil { // a probe cut short by the drill ending says nothing about the target

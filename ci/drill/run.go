@@ -34,9 +34,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) (*Result, error) {
 		deps:  deps,
 		clock: deps.Clock,
 		mon:   newMonitor(deps.Clock, deps.Prober, cfg.Interval, cfg.ProbeTimeout),
+		spec:  faults[cfg.Fault.Kind],
 		res: &Result{Target: deps.Target.Name(), Config: cfg, V: cfg.Image, K: cfg.Rollback.Image,
 			Rollback: cfg.Rollback.Choice, VerifiedV: cfg.Rollback.VerifiedV},
 	}
+	r.mon.latencySLO = cfg.LatencySLO
 	r.res.Expectations = notRun(cfg)
 	runErr := r.drive(ctx)
 	if runErr != nil {
@@ -56,6 +58,7 @@ type run struct {
 	deps  Deps
 	clock Clock
 	mon   *monitor
+	spec  faultSpec // the fault's entry in the table
 	res   *Result
 	phase Phase
 	seen  int // samples the drill has looked at while waiting
@@ -107,15 +110,15 @@ func (r *run) drive(ctx context.Context) error {
 		r.markVerified(ctx, v)
 	}
 	r.res.StopAt = r.clock.Now()
-	r.log("stopping %s", v.Tag)
-	if err := r.deps.Target.Stop(ctx); err != nil {
-		return fmt.Errorf("stop %s: %w", v.Tag, err)
+	r.log("fault %s on %s: %s", r.cfg.Fault, v.Tag, r.spec.what)
+	if err := r.inject(ctx, v); err != nil {
+		return err
 	}
-	r.log("stopped after %s", r.clock.Now().Sub(r.res.StopAt).Round(time.Millisecond))
+	r.log("%s in effect after %s", r.cfg.Fault.Kind, r.clock.Now().Sub(r.res.StopAt).Round(time.Millisecond))
 
 	r.enter(PhaseOutage, v.Version)
 	if r.cfg.AutoRollback {
-		r.log("watching for up to %v; the watchdog rolls back after %d consecutive failed probes", r.cfg.Windows.Outage, r.cfg.FailuresToRollback)
+		r.log("watching for up to %v; the watchdog rolls back after %s", r.cfg.Windows.Outage, r.watchdogRule())
 	} else {
 		r.log("watching for %v", r.cfg.Windows.Outage)
 	}
@@ -128,8 +131,11 @@ func (r *run) drive(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return r.interrupted(ctx)
 	}
-	r.expectDown()
+	r.expectSymptoms()
 	r.res.RollbackAt = r.clock.Now()
+	if err := r.removeFault(ctx, v); err != nil {
+		return err
+	}
 	r.log("rolling back to K %s (%s)", k.Tag, k.Ref)
 	if err := r.deps.Target.Deploy(ctx, k); err != nil {
 		return fmt.Errorf("rollback: deploy %s: %w", k.Tag, err)
@@ -146,6 +152,53 @@ func (r *run) drive(ctx context.Context) error {
 	}
 	r.mon.finish(ctx)
 	r.expectUp(PhaseRecovery, k)
+	return nil
+}
+
+// inject starts the outage: a stop, a broken build over V, or the target's own fault.
+func (r *run) inject(ctx context.Context, v Image) error {
+	switch {
+	case r.cfg.Fault.Kind == FaultStop:
+		if err := r.deps.Target.Stop(ctx); err != nil {
+			return fmt.Errorf("stop %s: %w", v.Tag, err)
+		}
+	case r.cfg.Fault.Kind == FaultBadDeploy:
+		b := r.cfg.Broken
+		if err := r.deps.Target.Stop(ctx); err != nil {
+			return fmt.Errorf("bad-deploy: stop %s: %w", v.Tag, err)
+		}
+		if err := r.deps.Target.Deploy(ctx, b); err != nil {
+			return fmt.Errorf("bad-deploy: deploy %s: %w", b.Tag, err)
+		}
+		r.mon.setEndpoint(r.deps.Target.Endpoint())
+		return r.awaitAnswer(ctx, b) // the outage is B answering badly, not B still starting
+	default:
+		f, ok := r.deps.Target.(Faulter)
+		if !ok {
+			return fmt.Errorf("fault %s: the %s target cannot inject it", r.cfg.Fault.Kind, r.deps.Target.Name())
+		}
+		if err := f.Inject(ctx, r.cfg.Fault); err != nil {
+			return fmt.Errorf("inject %s into %s: %w", r.cfg.Fault, v.Tag, err)
+		}
+	}
+	return nil
+}
+
+// removeFault takes the fault away before the rollback: the target's own faults are cleared
+// and whatever still runs (a frozen, firewalled or crashing V, the broken build) is stopped, so
+// K starts on a clean host. A graceful stop left nothing running.
+func (r *run) removeFault(ctx context.Context, v Image) error {
+	if r.cfg.Fault.Kind == FaultStop {
+		return nil
+	}
+	if f, ok := r.deps.Target.(Faulter); ok && r.spec.injected {
+		if err := f.Clear(ctx); err != nil {
+			return fmt.Errorf("rollback: clear %s: %w", r.cfg.Fault.Kind, err)
+		}
+	}
+	if err := r.deps.Target.Stop(ctx); err != nil {
+		return fmt.Errorf("rollback: stop what runs after %s: %w", r.cfg.Fault.Kind, err)
+	}
 	return nil
 }
 

@@ -28,7 +28,7 @@ func TestRunFailures(t *testing.T) {
 		setup:   func(h *harness) { h.target.stopIgnored = true },
 		want:    map[drill.Phase]drill.Status{"deploy": P, "live": P, "outage": F, "rollback": P, "recovery": P},
 		calls:   []string{"deploy v2", "stop", "deploy v1"},
-		message: map[drill.Phase]string{"outage": `10 of 10 probes still answered after stop; the first 997ms into the window, version "v2"`},
+		message: map[drill.Phase]string{"outage": `10 of 10 probes after stop did not show its symptoms (refused, reset): ok ×10; the first 997ms into the window: ok (version v2)`},
 	}, {
 		name: "a new version that never becomes healthy fails deploy and live, and the rollback still runs",
 		setup: func(h *harness) {

@@ -140,11 +140,13 @@ func TestRunTimesOutProbesAtTheInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness()
 		h.cfg.ProbeTimeout = time.Minute // capped at the interval
+		h.cfg.Fault = drill.Fault{Kind: drill.FaultHang}
 		h.prober.hangWhenDown = true
 		res, err := h.run(t.Context())
 		if err != nil || !res.Passed() {
 			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
 		}
+		checkCalls(t, h.target.Calls(), "deploy v2", "inject hang", "clear", "stop", "deploy v1")
 		if res.Config.ProbeTimeout != time.Second {
 			t.Errorf("probe timeout %v, want capped at the 1s interval", res.Config.ProbeTimeout)
 		}
@@ -292,4 +294,59 @@ func TestRunStopsWhenTheBaselineIsNotHealthy(t *testing.T) {
 			t.Errorf("deploy %s, want not run", st)
 		}
 	})
+}
+
+// bad-deploy ships the broken build B over V; the watchdog sees B fail and rolls back to V,
+// the known-good version, like a deploy tool's circuit breaker.
+func TestRunBadDeployIsCaughtAndRolledBackToV(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.noInventory = true // K is V
+		h.cfg.Fault = drill.Fault{Kind: drill.FaultBadDeploy}
+		h.cfg.Broken = image("v2-broken")
+		h.cfg.AutoRollback = true
+		h.target.boots = map[string]time.Duration{"v2-broken": 10 * time.Millisecond}
+		res, err := h.run(t.Context())
+		if err != nil || !res.Passed() {
+			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
+		}
+		checkCalls(t, h.target.Calls(), "deploy v2", "stop", "deploy v2-broken", "stop", "deploy v2")
+		if !strings.HasPrefix(res.RollbackTrigger, "watchdog: 3 consecutive") {
+			t.Errorf("trigger %q, want the watchdog", res.RollbackTrigger)
+		}
+		for _, s := range res.PhaseSamples(drill.PhaseOutage) {
+			if s.Outcome != probe.WrongVersion {
+				t.Errorf("outage sample %s, want wrong_version from the broken build", s.Outcome)
+			}
+		}
+		if e := expectationByPhase(res, drill.PhaseOutage); !strings.Contains(e.Name, "bad-deploy") {
+			t.Errorf("outage expectation %q, want it named for bad-deploy", e.Name)
+		}
+	})
+}
+
+// A fault is judged by its own symptoms: a "hang" whose probes are refused did not hang.
+func TestRunFailsAnOutageWithTheWrongSymptoms(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.cfg.Fault = drill.Fault{Kind: drill.FaultHang} // the fake prober refuses when down
+		res, err := h.run(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := expectationByPhase(res, drill.PhaseOutage)
+		if e.Status != drill.Failed || !strings.Contains(e.Message, "did not show its symptoms (timeout): refused ×10") {
+			t.Errorf("outage %s: %q, want failed for refusals", e.Status, e.Message)
+		}
+		checkCalls(t, h.target.Calls(), "deploy v2", "inject hang", "clear", "stop", "deploy v1")
+	})
+}
+
+func expectationByPhase(r *drill.Result, p drill.Phase) drill.Expectation {
+	for _, e := range r.Expectations {
+		if e.Phase == p {
+			return e
+		}
+	}
+	return drill.Expectation{}
 }

@@ -12,7 +12,7 @@ import (
 // startPreparing lets a Preparer get K ready while the live window runs.
 func (r *run) startPreparing(ctx context.Context, k Image) {
 	p, ok := r.deps.Target.(Preparer)
-	if !ok || k.Ref == r.cfg.Image.Ref {
+	if !ok || k.Ref == r.cfg.Image.Ref && r.cfg.Fault.Kind != FaultBadDeploy { // bad-deploy rolls back to V itself
 		return
 	}
 	r.log("preparing K %s", k.Tag)

@@ -1,6 +1,9 @@
 package drill
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Unstarted is the Result of a drill that never started because a stage before it failed (the
 // build, the tests, the publish, the host's boot): every expectation not run and the error
@@ -21,6 +24,9 @@ func notRun(cfg Config) []Expectation {
 	for _, e := range expectationNames {
 		if e.phase == PhaseBaseline && !cfg.Rollback.Verify {
 			continue
+		}
+		if e.phase == PhaseOutage && cfg.Fault.Kind != "" && cfg.Fault.Kind != FaultStop {
+			e.name = fmt.Sprintf("the outage shows the %s fault's symptoms", cfg.Fault.Kind)
 		}
 		out = append(out, Expectation{Phase: e.phase, Name: e.name, Status: NotRun})
 	}

@@ -70,34 +70,48 @@ func (r *run) awaitHealthy(ctx context.Context, img Image, since time.Time) erro
 	return nil
 }
 
-// outage watches the outage window; with AutoRollback a watchdog ends it after
-// FailuresToRollback consecutive failed probes.
+// outage watches the outage window; with AutoRollback a watchdog ends it once its rule trips
+// (watchdog, below).
 func (r *run) outage(ctx context.Context) error {
-	detected, failures := false, 0
+	detected := false
+	w := newWatchdog(r.cfg)
 	fired, err := r.watch(ctx, r.cfg.Windows.Outage, func(s Sample) bool {
 		if s.Phase != PhaseStop && s.Phase != PhaseOutage {
 			return false
 		}
 		if !s.OK() && !detected {
 			detected = true
-			r.log("first failed probe %s after stop: %s", fmtDur(s.Observed().Sub(r.res.StopAt)), s.Outcome)
+			r.log("first failed probe %s after the fault: %s", fmtDur(s.Observed().Sub(r.res.StopAt)), s.Outcome)
 		}
 		if s.Phase == PhaseStop {
-			return false // the watchdog judges the service once Stop has returned
+			return false // the watchdog judges the service once the fault is in effect
 		}
-		if failures++; s.OK() {
-			failures = 0
-		}
-		return r.cfg.AutoRollback && failures >= r.cfg.FailuresToRollback
+		return w.see(s.OK()) && r.cfg.AutoRollback
 	})
 	if err != nil {
 		return err
 	}
 	if fired {
-		r.res.RollbackTrigger = fmt.Sprintf("watchdog: %d consecutive failed probes", r.cfg.FailuresToRollback)
+		r.res.RollbackTrigger = "watchdog: " + w.reason()
 	} else {
 		r.res.RollbackTrigger = fmt.Sprintf("outage window of %v elapsed", r.cfg.Windows.Outage)
 	}
 	r.log("%s", r.res.RollbackTrigger)
+	return nil
+}
+
+// awaitAnswer waits until img answers HTTP at all (any status, any version): a broken build
+// is live once it answers, and only then is the outage its symptoms.
+func (r *run) awaitAnswer(ctx context.Context, img Image) error {
+	answered, err := r.watch(ctx, r.cfg.ReadyTimeout, func(s Sample) bool {
+		return s.Phase == r.phase && s.Status != 0
+	})
+	switch {
+	case err != nil:
+		return err
+	case !answered:
+		return fmt.Errorf("bad-deploy: %s did not answer within %v", img.Tag, r.cfg.ReadyTimeout)
+	}
+	r.log("%s is live", img.Tag)
 	return nil
 }

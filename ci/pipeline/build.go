@@ -18,6 +18,7 @@ const (
 	TitleLabel     = "org.opencontainers.image.title"
 	AppTitle       = "flask-app"
 	VersionEnvName = "APP_VERSION"
+	BrokenEnvName  = "APP_BROKEN"
 )
 
 // AppCommand is the image's CMD.
@@ -31,6 +32,9 @@ type Source struct {
 	App     *dagger.Directory // the app/ directory
 	Base    Base
 	Version string // baked in as APP_VERSION and the revision label
+	// Broken, when set ("unhealthy", "wrong-version"), makes a deliberately broken build of
+	// the same source for the bad-deploy fault (APP_BROKEN, app.py); "" for a real build.
+	Broken string
 }
 
 // Dependencies is the base with the app's requirements installed and its user created: the
@@ -61,6 +65,7 @@ func Build(c *dagger.Client, src Source) *dagger.Container {
 		WithLabel(RevisionLabel, version).
 		WithLabel(TitleLabel, AppTitle).
 		WithEnvVariable(VersionEnvName, version).
+		WithEnvVariable(BrokenEnvName, src.Broken).
 		WithUser(AppUser).
 		WithExposedPort(AppPort).
 		WithDefaultArgs(AppCommand)

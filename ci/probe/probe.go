@@ -30,15 +30,17 @@ type Outcome string
 
 const (
 	OK           Outcome = "ok"            // 200, status "ok", the expected version
-	HTTPError    Outcome = "http_error"    // a status other than 200, or no usable response (reset, EOF)
+	HTTPError    Outcome = "http_error"    // a status other than 200, or no usable response
+	Reset        Outcome = "reset"         // the connection was reset or closed before an answer (a crash)
 	Refused      Outcome = "refused"       // nothing listens: connection refused
 	Timeout      Outcome = "timeout"       // no complete answer within the probe's timeout
 	WrongVersion Outcome = "wrong_version" // healthy, but another version answers
 	BadBody      Outcome = "bad_body"      // 200 whose body is not {"status":"ok",...}
+	Slow         Outcome = "slow"          // healthy, but slower than the drill's latency SLO (the drill sets it)
 )
 
 // Outcomes lists every outcome, healthy first.
-var Outcomes = []Outcome{OK, HTTPError, Refused, Timeout, WrongVersion, BadBody}
+var Outcomes = []Outcome{OK, HTTPError, Refused, Reset, Timeout, WrongVersion, BadBody, Slow}
 
 // Sample is the result of one probe.
 type Sample struct {
@@ -152,7 +154,7 @@ func (p *Prober) check(ctx context.Context, url, want string) (Outcome, int, str
 	return OK, resp.StatusCode, version, ""
 }
 
-// transportOutcome tells a timeout and a refusal apart from other transport failures.
+// transportOutcome tells a timeout, a refusal and a reset apart from other transport failures.
 func transportOutcome(ctx context.Context, err error) Outcome {
 	var netErr net.Error
 	switch {
@@ -161,6 +163,8 @@ func transportOutcome(ctx context.Context, err error) Outcome {
 		return Timeout
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return Refused
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.EPIPE):
+		return Reset
 	}
 	return HTTPError
 }

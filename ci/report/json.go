@@ -87,7 +87,19 @@ type Config struct {
 	ReadyTimeoutMS     float64 `json:"ready_timeout_ms"`
 	AutoRollback       bool    `json:"auto_rollback"`
 	FailuresToRollback int     `json:"failures_to_rollback"`
+	FailureWindow      int     `json:"failure_window"`
+	FailureRatio       float64 `json:"failure_ratio"`
+	LatencySLOMS       float64 `json:"latency_slo_ms"`
 	RollbackTo         string  `json:"rollback_to"`
+	Fault              Fault   `json:"fault"`
+}
+
+// Fault is what started the outage, with its parameters.
+type Fault struct {
+	Kind     string  `json:"kind"`
+	DelayMS  float64 `json:"delay_ms"`  // slow
+	UptimeMS float64 `json:"uptime_ms"` // crashloop
+	Broken   *Image  `json:"broken"`    // bad-deploy: the broken build B
 }
 
 // Image is one deployable version.
@@ -135,10 +147,11 @@ type Figures struct {
 
 // Availability is the share of healthy probes in one phase.
 type Availability struct {
-	Phase   string  `json:"phase"`
-	Probes  int     `json:"probes"`
-	Healthy int     `json:"healthy"`
-	Ratio   float64 `json:"ratio"`
+	Phase    string         `json:"phase"`
+	Probes   int            `json:"probes"`
+	Healthy  int            `json:"healthy"`
+	Ratio    float64        `json:"ratio"`
+	Outcomes map[string]int `json:"outcomes"` // the mix, e.g. {"ok": 3, "refused": 7}
 }
 
 // Latency summarises healthy probes' latencies.
@@ -180,6 +193,8 @@ func New(res *drill.Result, f drill.Figures, a Assessment) Report {
 			LiveWindowMS: millis(c.Windows.Live), OutageWindowMS: millis(c.Windows.Outage), RecoveryWindowMS: millis(c.Windows.Recovery),
 			ProbeIntervalMS: millis(c.Interval), ProbeTimeoutMS: millis(c.ProbeTimeout), ReadyTimeoutMS: millis(c.ReadyTimeout),
 			AutoRollback: c.AutoRollback, FailuresToRollback: c.FailuresToRollback, RollbackTo: c.RollbackTo,
+			FailureWindow: c.FailureWindow, FailureRatio: c.FailureRatio, LatencySLOMS: millis(c.LatencySLO),
+			Fault: Fault{Kind: string(c.Fault.Kind), DelayMS: millis(c.Fault.Delay), UptimeMS: millis(c.Fault.Uptime)},
 		},
 		V:             image(res.V),
 		Rollback:      Rollback{Kind: string(res.Rollback.Kind), Reason: res.Rollback.Reason, Trigger: res.RollbackTrigger, StartedAt: optTime(res.RollbackAt)},
@@ -203,6 +218,10 @@ func New(res *drill.Result, f drill.Figures, a Assessment) Report {
 		k := image(res.K)
 		r.K = &k
 	}
+	if c.Broken.Ref != "" {
+		b := image(c.Broken)
+		r.Config.Fault.Broken = &b
+	}
 	for _, s := range res.Teardown.Steps {
 		r.Teardown.Steps = append(r.Teardown.Steps, TeardownStep{s.Name, millis(s.Took), s.Error})
 	}
@@ -213,7 +232,11 @@ func New(res *drill.Result, f drill.Figures, a Assessment) Report {
 		r.Phases = append(r.Phases, Phase{string(m.Phase), m.Start.UTC(), m.End.UTC(), millis(m.Duration())})
 	}
 	for _, a := range f.Availability {
-		r.Figures.Availability = append(r.Figures.Availability, Availability{string(a.Phase), a.Probes, a.Healthy, round(a.Ratio(), 6)})
+		mix := map[string]int{}
+		for o, n := range a.Outcomes {
+			mix[string(o)] = n
+		}
+		r.Figures.Availability = append(r.Figures.Availability, Availability{string(a.Phase), a.Probes, a.Healthy, round(a.Ratio(), 6), mix})
 	}
 	for _, s := range res.Samples {
 		r.Samples = append(r.Samples, Sample{

@@ -3,10 +3,12 @@ package report
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
 	"github.com/deploydrill/deploydrill/ci/drill"
+	"github.com/deploydrill/deploydrill/ci/probe"
 )
 
 // Markdown renders summary.md: the verdict, the figures, each expectation and each phase. It is
@@ -29,6 +31,9 @@ func Markdown(res *drill.Result, f drill.Figures, a Assessment) []byte {
 			fmt.Fprintf(&b, ", rolled back to **K** `%s`: %s", md(res.K.Tag), md(res.Rollback.Reason))
 		}
 		b.WriteString(".")
+	}
+	if k := res.Config.Fault.Kind; k != "" && k != drill.FaultStop {
+		fmt.Fprintf(&b, " Fault: **%s**.", md(res.Config.Fault.String()))
 	}
 	if res.RollbackTrigger != "" {
 		fmt.Fprintf(&b, " Rollback trigger: %s.", md(res.RollbackTrigger))
@@ -80,14 +85,14 @@ func Markdown(res *drill.Result, f drill.Figures, a Assessment) []byte {
 	for _, e := range res.Expectations {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", statusIcon(e.Status), e.Phase, md(e.Name), md(e.Message))
 	}
-	b.WriteString("\n| Phase | Time | Probes | Healthy | Availability |\n|---|---:|---:|---:|---:|\n")
+	b.WriteString("\n| Phase | Time | Probes | Healthy | Availability | Outcomes |\n|---|---:|---:|---:|---:|---|\n")
 	avail := map[drill.Phase]drill.Availability{}
 	for _, a := range f.Availability {
 		avail[a.Phase] = a
 	}
 	for _, m := range res.Marks {
 		a := avail[m.Phase]
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s |\n", m.Phase, human(m.Duration()), a.Probes, a.Healthy, percent(a))
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %s |\n", m.Phase, human(m.Duration()), a.Probes, a.Healthy, percent(a), outcomeMix(a.Outcomes))
 	}
 	if len(res.Warnings) > 0 {
 		b.WriteString("\n**Warnings**\n\n")
@@ -111,4 +116,19 @@ func statusIcon(s drill.Status) string {
 // md keeps text from breaking a table or turning into markup.
 func md(s string) string {
 	return strings.NewReplacer("|", `\|`, "`", "'", "<", "&lt;", ">", "&gt;").Replace(oneLine(s))
+}
+
+// outcomeMix is "refused 7, ok 3", most frequent first.
+func outcomeMix(mix map[probe.Outcome]int) string {
+	outcomes := slices.SortedFunc(maps.Keys(mix), func(a, b probe.Outcome) int {
+		if mix[a] != mix[b] {
+			return mix[b] - mix[a]
+		}
+		return strings.Compare(string(a), string(b))
+	})
+	parts := make([]string, len(outcomes))
+	for i, o := range outcomes {
+		parts[i] = fmt.Sprintf("%s %d", o, mix[o])
+	}
+	return strings.Join(parts, ", ")
 }

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/deploydrill/deploydrill/internal/testenv"
+)
+
+// bad-deploy on the local target: the pipeline builds a broken build of the same source (its
+// /health answers 503), the drill ships it over V, the watchdog catches it and rolls back to V.
+func TestLocalBadDeployIsCaughtAndRolledBack(t *testing.T) {
+	testenv.Dagger(t)
+	dir := filepath.Join(t.TempDir(), "report")
+	v := randomVersion("bd")
+	runDrillInProcess(t, drillArgs(t, t.TempDir(), dir, v, "--fault", "bad-deploy", "--auto-rollback", "--outage", "20s"))
+	r := readFullReport(t, dir)
+	if !r.Passed || r.Config.Fault.Kind != "bad-deploy" || r.Config.Fault.Broken == nil || r.Config.Fault.Broken.Tag != v+"-broken" {
+		t.Fatalf("passed %v, fault %+v", r.Passed, r.Config.Fault)
+	}
+	if r.K == nil || r.K.Version != v {
+		t.Errorf("K %+v, want V %s itself, the known-good version", r.K, v)
+	}
+	var outage, recovery int
+	for _, s := range r.Samples {
+		switch s.Phase {
+		case "outage":
+			outage++
+			if s.Outcome != "http_error" || s.Status != 503 {
+				t.Errorf("outage sample %s %d, want the broken build's 503", s.Outcome, s.Status)
+			}
+		case "recovery":
+			recovery++
+			if s.Outcome != "ok" || s.Version != v {
+				t.Errorf("recovery sample %s %q, want V healthy", s.Outcome, s.Version)
+			}
+		}
+	}
+	if outage == 0 || recovery == 0 {
+		t.Errorf("%d outage and %d recovery samples", outage, recovery)
+	}
+	if r.Rollback.Trigger == "" || r.Rollback.Trigger[:8] != "watchdog" {
+		t.Errorf("rollback trigger %q, want the watchdog, well before the 20 s window", r.Rollback.Trigger)
+	}
+	t.Logf("bad version live → V healthy: detect %v ms, recover %v ms", *r.Figures.TimeToDetectMS, *r.Figures.TimeToRecoverMS)
+}

@@ -45,7 +45,7 @@ func BenchmarkAWSDrill(b *testing.B) {
 		if r.Figures.Recover == nil || !r.Passed || r.Rollback.Kind != "verified" {
 			b.Fatalf("drill %d did not pass with a rollback to a verified K:\n%s", i+1, progress)
 		}
-		boot := stageDuration(b, progress, "boot")
+		boot := stageDuration(b, progress, "provision")
 		recover = append(recover, *r.Figures.Recover)
 		whole = append(whole, took.Seconds())
 		rest = append(rest, (took - 6*time.Second - boot).Seconds())

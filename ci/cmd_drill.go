@@ -16,6 +16,7 @@ import (
 	"github.com/deploydrill/deploydrill/ci/environment"
 	"github.com/deploydrill/deploydrill/ci/gitrev"
 	"github.com/deploydrill/deploydrill/ci/history"
+	"github.com/deploydrill/deploydrill/ci/load"
 	"github.com/deploydrill/deploydrill/ci/probe"
 	"github.com/deploydrill/deploydrill/ci/report"
 	"github.com/deploydrill/deploydrill/internal/retention"
@@ -25,6 +26,7 @@ import (
 type drillOptions struct {
 	target        string
 	fault         string
+	loadClients   int
 	listen        string
 	cfg           drill.Config // the drill's settings, normalized once by the validate stage
 	reportDir     string
@@ -39,6 +41,8 @@ func (o *drillOptions) register(f *flags) {
 	f.String(&o.fault, "fault", "DRILL_FAULT", string(drill.FaultStop), "what starts the outage: "+strings.Join(drill.FaultKinds(), ", ")+" (README: the fault table)")
 	f.Duration(&o.cfg.Fault.Delay, "fault-delay", "DRILL_FAULT_DELAY", drill.DefaultFaultDelay, "slow: the delay added to every response")
 	f.Duration(&o.cfg.Fault.Uptime, "crash-uptime", "DRILL_CRASH_UPTIME", drill.DefaultCrashUptime, "crashloop: how long the app runs after each start before it dies")
+	f.Int(&o.cfg.LoadRPS, "load", "DRILL_LOAD", 0, "users' load: this many real HTTP requests a second from keep-alive clients during every window (e.g. 20; 0: off)")
+	f.Int(&o.loadClients, "load-clients", "DRILL_LOAD_CLIENTS", load.DefaultClients, "users' load: keep-alive connections, one request in flight each")
 	f.Duration(&o.cfg.LatencySLO, "latency-slo", "DRILL_LATENCY_SLO", 0, "a healthy probe slower than this counts as failed (slow); 0: off")
 	f.Int(&o.cfg.FailureWindow, "failure-window", "DRILL_FAILURE_WINDOW", 0, "watchdog: also roll back when --failure-ratio of the last N probes failed (catches flapping; 0: off)")
 	f.Float(&o.cfg.FailureRatio, "failure-ratio", "DRILL_FAILURE_RATIO", 0.6, "watchdog: the share of --failure-window probes that must fail (0.6: 3 of 5)")
@@ -181,6 +185,11 @@ func (r *drillRun) validate(ctx context.Context) error {
 	}
 	if r.opts.cfg.FailureWindow == 0 {
 		r.opts.cfg.FailureRatio = 0
+	}
+	if r.opts.cfg.LoadRPS != 0 {
+		if err := r.loadConfig().Validate(); err != nil {
+			errs = append(errs, usageError("--load: %v", err))
+		}
 	}
 	if kind == drill.FaultBadDeploy && r.opts.cfg.RollbackTo != "" {
 		errs = append(errs, usageError("--rollback-to with --fault bad-deploy: the rollback goes to V, the known-good version the broken build replaced"))
@@ -395,13 +404,21 @@ func (r *drillRun) drill(ctx context.Context) error {
 	cfg := r.opts.cfg
 	cfg.Image, cfg.Rollback, cfg.Broken = r.v, r.rollback.For(r.v), r.broken
 	var err error
-	r.result, err = drill.Run(ctx, cfg, drill.Deps{
+	deps := drill.Deps{
 		Target:    r.env,
 		Prober:    probe.New(cfg.ProbeTimeout),
 		Inventory: r.env.Inventory(),
 		Log:       r.log,
-	})
+	}
+	if cfg.LoadRPS > 0 {
+		deps.Load = load.New(r.loadConfig())
+	}
+	r.result, err = drill.Run(ctx, cfg, deps)
 	return err
+}
+
+func (r *drillRun) loadConfig() load.Config {
+	return load.Config{RPS: r.opts.cfg.LoadRPS, Clients: r.opts.loadClients, Timeout: max(r.opts.cfg.ProbeTimeout, 2*time.Second)}
 }
 
 // nothingCreated skips teardown and report when validation failed: nothing exists yet.

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/deploydrill/deploydrill/ci/report"
 	"github.com/deploydrill/deploydrill/internal/testenv"
 )
 
@@ -43,4 +44,31 @@ func TestLocalBadDeployIsCaughtAndRolledBack(t *testing.T) {
 		t.Errorf("rollback trigger %q, want the watchdog, well before the 20 s window", r.Rollback.Trigger)
 	}
 	t.Logf("bad version live → V healthy: detect %v ms, recover %v ms", *r.Figures.TimeToDetectMS, *r.Figures.TimeToRecoverMS)
+}
+
+// --load sends users' traffic through every window: answered while V and K serve, failed in
+// the outage, and the report says how many and how.
+func TestLocalDrillWithUsersLoad(t *testing.T) {
+	testenv.Dagger(t)
+	dir := filepath.Join(t.TempDir(), "report")
+	runDrillInProcess(t, drillArgs(t, t.TempDir(), dir, randomVersion("ld"), "--load", "20"))
+	r := readFullReport(t, dir)
+	u := r.Figures.Users
+	if u == nil || u.Requests < 40 {
+		t.Fatalf("users %+v, want at least 40 requests over 6 s of windows at 20/s", u)
+	}
+	phases := map[string]report.Availability{}
+	for _, p := range u.ByPhase {
+		phases[p.Phase] = p
+	}
+	if live := phases["live"]; live.Probes == 0 || live.Healthy != live.Probes {
+		t.Errorf("live: %+v, want every user request answered", live)
+	}
+	if outage := phases["outage"]; outage.Probes == 0 || outage.Healthy != 0 {
+		t.Errorf("outage: %+v, want every user request failed", outage)
+	}
+	if u.ErrorRate <= 0 || u.ErrorRate >= 1 || u.LatencyMS.Count == 0 {
+		t.Errorf("error rate %v, latency %+v", u.ErrorRate, u.LatencyMS)
+	}
+	t.Logf("users: %d requests, %d failed (%.1f%%), p50 %.1f ms p99 %.1f ms", u.Requests, u.Failed, 100*u.ErrorRate, u.LatencyMS.P50, u.LatencyMS.P99)
 }

@@ -106,6 +106,9 @@ func record(res *drill.Result, runID, reportPath string, exitStatus int) history
 		return history.MS(d.D)
 	}
 	r.TTDMS, r.TTRMS, r.DowntimeMS = opt(f.TimeToDetect), opt(f.TimeToRecover), opt(f.ObservedDowntime)
+	if u := f.Users; u != nil {
+		r.Requests, r.FailedRequests, r.ErrorRate = history.Int(u.Requests), history.Int(u.Failed), history.Float(u.ErrorRate())
+	}
 	for _, a := range f.Availability {
 		if a.Probes == 0 {
 			continue

@@ -78,7 +78,7 @@ func fakeDrillArgs(t *testing.T, reportDir string, extra ...string) []string {
 		"--report-dir", reportDir, "--live", "1s", "--outage", "1s", "--recovery", "1s"}, extra...)
 }
 
-func readFullReport(t *testing.T, dir string) report.Report {
+func readFullReport(t testing.TB, dir string) report.Report {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, "report.json"))
 	if err != nil {

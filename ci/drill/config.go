@@ -44,6 +44,8 @@ type Config struct {
 	Broken Image
 	// LatencySLO, when set, makes a healthy probe slower than it a failure ("slow").
 	LatencySLO time.Duration
+	// LoadRPS is the users' load the drill sends (Deps.Load) in requests per second; 0: none.
+	LoadRPS int
 	// AutoRollback lets a watchdog start the rollback instead of waiting the outage window
 	// out: after FailuresToRollback consecutive failed probes, or, with FailureWindow set,
 	// when at least FailureRatio of the last FailureWindow probes failed (a flapping service,
@@ -168,8 +170,11 @@ type Deps struct {
 	Prober Prober
 	// Inventory records V as verified after its live window. Nil means none: nothing is marked.
 	Inventory Inventory
-	Clock     Clock        // nil: the system clock
-	Log       *slog.Logger // progress, one record per event with a "phase" attribute; nil discards
+	// Load, when set, sends users' traffic from the live window to the end of the recovery
+	// window; the Result then holds what they saw (Requests).
+	Load  Loader
+	Clock Clock        // nil: the system clock
+	Log   *slog.Logger // progress, one record per event with a "phase" attribute; nil discards
 }
 
 // SystemClock is the real clock.

@@ -101,5 +101,5 @@ func (s faultSpec) expected(o probe.Outcome) bool {
 // Default fault parameters.
 const (
 	DefaultFaultDelay  = 2 * time.Second
-	DefaultCrashUptime = time.Second
+	DefaultCrashUptime = 2 * time.Second
 )

@@ -52,6 +52,9 @@ type Figures struct {
 	TimeToRecover NullDuration
 	// ObservedDowntime: the detecting failed probe to the first healthy probe of K after it.
 	ObservedDowntime NullDuration
+	// FaultToHealthy: the fault (a broken build: going live) to the first healthy probe of K,
+	// the whole incident as a user would time it.
+	FaultToHealthy NullDuration
 	// Availability per phase that had probes, in phase order.
 	Availability []Availability
 	// Latency of healthy probes only: failed probes measure the failure (a refusal is instant,
@@ -60,17 +63,75 @@ type Figures struct {
 	Phases  []PhaseTime
 	Probes  int // all probes
 	Failed  int // probes that were not healthy
+	// Users is what the users' load saw; nil when the drill ran without one.
+	Users *UserFigures
+}
+
+// UserFigures summarise the users' requests: how many, how many failed and how, per window,
+// and the latency users got when they were answered.
+type UserFigures struct {
+	Requests int // sent
+	Failed   int // sent and not answered below 400
+	Skipped  int // not sent: every client was busy (a hung service holds them)
+	ByPhase  []Availability
+	Latency  LatencyStats // answered requests
+}
+
+// ErrorRate is Failed/Requests, the user-facing error rate (0 without requests).
+func (u UserFigures) ErrorRate() float64 {
+	if u.Requests == 0 {
+		return 0
+	}
+	return float64(u.Failed) / float64(u.Requests)
+}
+
+func userFigures(requests []RequestSample) *UserFigures {
+	u := &UserFigures{}
+	perPhase := map[Phase]*Availability{}
+	var latencies []time.Duration
+	for _, r := range requests {
+		if r.Skipped {
+			u.Skipped++
+			continue
+		}
+		a := perPhase[r.Phase]
+		if a == nil {
+			a = &Availability{Phase: r.Phase, Outcomes: map[probe.Outcome]int{}}
+			perPhase[r.Phase] = a
+		}
+		u.Requests++
+		a.Probes++
+		a.Outcomes[r.Outcome]++
+		if r.Outcome == probe.OK {
+			a.Healthy++
+			latencies = append(latencies, r.Latency)
+		} else {
+			u.Failed++
+		}
+	}
+	for _, p := range Phases {
+		if a := perPhase[p]; a != nil {
+			u.ByPhase = append(u.ByPhase, *a)
+		}
+	}
+	u.Latency = latencyStats(latencies)
+	return u
 }
 
 // ComputeFigures derives the figures from a result. It does not modify r.
 func ComputeFigures(r *Result) Figures {
 	f := Figures{Probes: len(r.Samples)}
 	detect := -1
-	if !r.StopAt.IsZero() {
+	// The outage starts when the fault is applied; a broken build's, when it went live.
+	from := r.StopAt
+	if r.Config.Fault.Kind == FaultBadDeploy {
+		from = r.FaultAt
+	}
+	if !from.IsZero() {
 		for i, s := range r.Samples {
-			if !s.OK() && !s.Observed().Before(r.StopAt) {
+			if !s.OK() && !s.Observed().Before(from) {
 				detect = i
-				f.TimeToDetect = NullDuration{s.Observed().Sub(r.StopAt), true}
+				f.TimeToDetect = NullDuration{s.Observed().Sub(from), true}
 				break
 			}
 		}
@@ -79,6 +140,9 @@ func ComputeFigures(r *Result) Figures {
 		for _, s := range r.Samples {
 			if healthyWith(s, r.K) && !s.At.Before(r.RollbackAt) {
 				f.TimeToRecover = NullDuration{s.Observed().Sub(r.RollbackAt), true}
+				if !from.IsZero() {
+					f.FaultToHealthy = NullDuration{s.Observed().Sub(from), true}
+				}
 				break
 			}
 		}
@@ -116,6 +180,9 @@ func ComputeFigures(r *Result) Figures {
 		}
 	}
 	f.Latency = latencyStats(latencies)
+	if r.Config.LoadRPS > 0 {
+		f.Users = userFigures(r.Requests)
+	}
 	for _, m := range r.Marks {
 		f.Phases = append(f.Phases, PhaseTime{m.Phase, m.Duration()})
 	}

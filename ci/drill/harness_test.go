@@ -22,6 +22,7 @@ type harness struct {
 	prepare     bool // wrap the target so it implements Preparer
 	noInventory bool // run with no Inventory at all
 	verifyK     bool // K must pass the baseline before V is deployed
+	users       drill.Loader
 
 	mu     sync.Mutex
 	events []event
@@ -105,6 +106,7 @@ func (h *harness) run(ctx context.Context) (*drill.Result, error) {
 		Inventory: inv,
 		Clock:     h.clock,
 		Log:       slog.New(collect{h}),
+		Load:      h.users,
 	})
 	if res != nil { // the lifecycle's teardown, which released nothing here
 		res.RecordTeardown(h.clock.Now(), h.clock.Now(), drill.Teardown{}, nil)

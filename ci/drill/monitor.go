@@ -51,6 +51,19 @@ func (m *monitor) switchTo(phase Phase, want string) time.Time {
 	return m.clock.Now()
 }
 
+// currentEndpoint and currentPhase are what the users' load needs from the monitor.
+func (m *monitor) currentEndpoint() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.endpoint
+}
+
+func (m *monitor) currentPhase() Phase {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.phase
+}
+
 func (m *monitor) setEndpoint(endpoint string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

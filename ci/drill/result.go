@@ -99,8 +99,12 @@ type Result struct {
 	Ended    time.Time
 	Marks    []Mark   // in the order phases ran
 	Samples  []Sample // in the order probes started
+	// Requests is what the users' load saw (Deps.Load), in the order requests finished.
+	Requests []RequestSample
 	// StopAt is when Stop was called; RollbackAt when Deploy(K) was called. Zero if not reached.
 	StopAt, RollbackAt time.Time
+	// FaultAt is when the fault was in effect (a broken build: when it first answered).
+	FaultAt time.Time
 	// RollbackTrigger says what ended the outage window: the window elapsing or the watchdog.
 	RollbackTrigger string
 	VerifiedV       bool // V is verified in the inventory: by this drill after a healthy live window, or earlier

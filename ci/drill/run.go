@@ -45,6 +45,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) (*Result, error) {
 		r.res.Error = runErr.Error()
 		r.expect(r.phase, Failed, "%v", runErr)
 	}
+	if r.users != nil { // the drill stopped early
+		r.res.Requests = r.stopUsers()
+	}
 	r.mon.finish(ctx)
 	r.res.Samples = r.mon.since(0)
 	r.stopPreparing()
@@ -65,6 +68,7 @@ type run struct {
 
 	prepCancel context.CancelFunc
 	prepDone   chan error
+	users      *users // the users' load, while it runs
 }
 
 func (r *run) drive(ctx context.Context) error {
@@ -93,6 +97,7 @@ func (r *run) drive(ctx context.Context) error {
 
 	r.enter(PhaseLive, v.Version)
 	r.log("watching %s for %v", v.Tag, r.cfg.Windows.Live)
+	r.startUsers(ctx)
 	r.startPreparing(ctx, k)
 	if _, err := r.watch(ctx, r.cfg.Windows.Live, nil); err != nil {
 		return err
@@ -114,6 +119,7 @@ func (r *run) drive(ctx context.Context) error {
 	if err := r.inject(ctx, v); err != nil {
 		return err
 	}
+	r.res.FaultAt = r.clock.Now()
 	r.log("%s in effect after %s", r.cfg.Fault.Kind, r.clock.Now().Sub(r.res.StopAt).Round(time.Millisecond))
 
 	r.enter(PhaseOutage, v.Version)
@@ -150,6 +156,7 @@ func (r *run) drive(ctx context.Context) error {
 	if _, err := r.watch(ctx, r.cfg.Windows.Recovery, nil); err != nil {
 		return err
 	}
+	r.res.Requests = r.stopUsers()
 	r.mon.finish(ctx)
 	r.expectUp(PhaseRecovery, k)
 	return nil

@@ -1,6 +1,7 @@
 package drill_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -349,4 +350,58 @@ func expectationByPhase(r *drill.Result, p drill.Phase) drill.Expectation {
 		}
 	}
 	return drill.Expectation{}
+}
+
+// fakeUsers sends one user request every 500 ms of simulated time, answered while the fake
+// target serves.
+type fakeUsers struct {
+	target *fakeTarget
+	clock  testClock
+}
+
+func (u fakeUsers) Run(ctx context.Context, endpoint func() string, now func() time.Time, record func(drill.UserRequest)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-u.clock.After(500 * time.Millisecond):
+		}
+		r := drill.UserRequest{At: now(), Outcome: probe.Refused, Latency: time.Millisecond}
+		if u.target.serving(r.At) != "" {
+			r.Outcome, r.Status = probe.OK, 200
+		}
+		record(r)
+	}
+}
+
+// With a users' load, the result says what users saw in each window: all answered while V and
+// K serve, all failed in the outage.
+func TestRunMeasuresWhatUsersSaw(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.cfg.LoadRPS = 2
+		h.users = fakeUsers{target: h.target, clock: h.clock}
+		res, err := h.run(t.Context())
+		if err != nil || !res.Passed() {
+			t.Fatalf("run: %v %+v", err, res.Expectations)
+		}
+		u := drill.ComputeFigures(res).Users
+		if u == nil {
+			t.Fatal("no user figures with a load")
+		}
+		perPhase := map[drill.Phase]drill.Availability{}
+		for _, a := range u.ByPhase {
+			perPhase[a.Phase] = a
+		}
+		// 10 s windows at 2 requests a second (requests at a window's edges may fall either side).
+		for phase, answered := range map[drill.Phase]bool{drill.PhaseLive: true, drill.PhaseOutage: false, drill.PhaseRecovery: true} {
+			a := perPhase[phase]
+			if a.Probes < 19 || a.Probes > 21 || answered && a.Healthy != a.Probes || !answered && a.Healthy != 0 {
+				t.Errorf("%s: %d requests, %d answered; want 19 to 21, all answered: %v", phase, a.Probes, a.Healthy, answered)
+			}
+		}
+		if got := u.ErrorRate(); got < 0.2 || got > 0.4 {
+			t.Errorf("user-facing error rate %.2f, want about a third (the outage's share)", got)
+		}
+	})
 }

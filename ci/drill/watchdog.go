@@ -10,14 +10,14 @@ import (
 // of the last W probes failed (--failure-window, --failure-ratio: 3 of the last 5 by default
 // ratio 0.6), which also catches a flapping service that never fails N times in a row.
 type watchdog struct {
-	consecutive int     // N
-	window      int     // W; 0: the window rule is off
-	needed      int     // failures among the last W that trip it: ceil(ratio × W)
-	run         int     // current run of consecutive failures
-	last        []bool  // the last W outcomes, true = failed (a ring)
-	next        int     // where the next outcome goes in last
-	seen        int     // outcomes seen, up to W
-	tripped     string  // which rule tripped
+	consecutive int    // N
+	window      int    // W; 0: the window rule is off
+	needed      int    // failures among the last W that trip it: ceil(ratio × W)
+	run         int    // current run of consecutive failures
+	last        []bool // the last W outcomes, true = failed (a ring)
+	next        int    // where the next outcome goes in last
+	seen        int    // outcomes seen, up to W
+	tripped     string // which rule tripped
 }
 
 func newWatchdog(c Config) *watchdog {

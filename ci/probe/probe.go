@@ -156,10 +156,18 @@ func (p *Prober) check(ctx context.Context, url, want string) (Outcome, int, str
 
 // transportOutcome tells a timeout, a refusal and a reset apart from other transport failures.
 func transportOutcome(ctx context.Context, err error) Outcome {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return Timeout
+	}
+	return Classify(err)
+}
+
+// Classify names a transport error's outcome: timeout, refused, reset, else http_error. The
+// load generator classifies users' failed requests with it too.
+func Classify(err error) Outcome {
 	var netErr net.Error
 	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded),
-		errors.As(err, &netErr) && netErr.Timeout():
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return Timeout
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return Refused

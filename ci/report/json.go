@@ -48,6 +48,7 @@ type Report struct {
 	K             *Image        `json:"k"`
 	Rollback      Rollback      `json:"rollback"`
 	StopAt        *time.Time    `json:"stop_at"`
+	FaultAt       *time.Time    `json:"fault_at"`
 	VVerified     bool          `json:"v_verified"`
 	Expectations  []Expectation `json:"expectations"`
 	Phases        []Phase       `json:"phases"`
@@ -139,10 +140,22 @@ type Figures struct {
 	TimeToDetectMS     *float64       `json:"time_to_detect_ms"`
 	TimeToRecoverMS    *float64       `json:"time_to_recover_ms"`
 	ObservedDowntimeMS *float64       `json:"observed_downtime_ms"`
+	FaultToHealthyMS   *float64       `json:"fault_to_healthy_ms"`
 	Probes             int            `json:"probes"`
 	FailedProbes       int            `json:"failed_probes"`
 	Availability       []Availability `json:"availability"`
 	LatencyMS          Latency        `json:"latency_ms"`
+	Users              *Users         `json:"users"` // null without --load
+}
+
+// Users is what the users' load saw: its requests, failures and latency.
+type Users struct {
+	Requests  int            `json:"requests"`
+	Failed    int            `json:"failed"`
+	Skipped   int            `json:"skipped"`
+	ErrorRate float64        `json:"error_rate"`
+	ByPhase   []Availability `json:"by_phase"`
+	LatencyMS Latency        `json:"latency_ms"`
 }
 
 // Availability is the share of healthy probes in one phase.
@@ -199,6 +212,7 @@ func New(res *drill.Result, f drill.Figures, a Assessment) Report {
 		V:             image(res.V),
 		Rollback:      Rollback{Kind: string(res.Rollback.Kind), Reason: res.Rollback.Reason, Trigger: res.RollbackTrigger, StartedAt: optTime(res.RollbackAt)},
 		StopAt:        optTime(res.StopAt),
+		FaultAt:       optTime(res.FaultAt),
 		VVerified:     res.VerifiedV,
 		Expectations:  []Expectation{},
 		Phases:        []Phase{},
@@ -209,9 +223,9 @@ func New(res *drill.Result, f drill.Figures, a Assessment) Report {
 		Teardown: Teardown{Steps: []TeardownStep{}, Retention: res.Teardown.Retention,
 			Left: append([]string{}, res.Teardown.Left...), Sweep: res.Teardown.Sweep},
 		Figures: Figures{
-			TimeToDetectMS: optMillis(f.TimeToDetect), TimeToRecoverMS: optMillis(f.TimeToRecover), ObservedDowntimeMS: optMillis(f.ObservedDowntime),
+			TimeToDetectMS: optMillis(f.TimeToDetect), TimeToRecoverMS: optMillis(f.TimeToRecover), ObservedDowntimeMS: optMillis(f.ObservedDowntime), FaultToHealthyMS: optMillis(f.FaultToHealthy),
 			Probes: f.Probes, FailedProbes: f.Failed, Availability: []Availability{},
-			LatencyMS: Latency{Count: f.Latency.Count, P50: millis(f.Latency.P50), P95: millis(f.Latency.P95), P99: millis(f.Latency.P99), Max: millis(f.Latency.Max)},
+			LatencyMS: latency(f.Latency),
 		},
 	}
 	if res.K.Ref != "" {
@@ -231,12 +245,10 @@ func New(res *drill.Result, f drill.Figures, a Assessment) Report {
 	for _, m := range res.Marks {
 		r.Phases = append(r.Phases, Phase{string(m.Phase), m.Start.UTC(), m.End.UTC(), millis(m.Duration())})
 	}
-	for _, a := range f.Availability {
-		mix := map[string]int{}
-		for o, n := range a.Outcomes {
-			mix[string(o)] = n
-		}
-		r.Figures.Availability = append(r.Figures.Availability, Availability{string(a.Phase), a.Probes, a.Healthy, round(a.Ratio(), 6), mix})
+	r.Figures.Availability = availability(f.Availability)
+	if u := f.Users; u != nil {
+		r.Figures.Users = &Users{Requests: u.Requests, Failed: u.Failed, Skipped: u.Skipped, ErrorRate: round(u.ErrorRate(), 6),
+			ByPhase: availability(u.ByPhase), LatencyMS: latency(u.Latency)}
 	}
 	for _, s := range res.Samples {
 		r.Samples = append(r.Samples, Sample{
@@ -312,4 +324,20 @@ func optTime(t time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
+}
+
+func latency(l drill.LatencyStats) Latency {
+	return Latency{Count: l.Count, P50: millis(l.P50), P95: millis(l.P95), P99: millis(l.P99), Max: millis(l.Max)}
+}
+
+func availability(in []drill.Availability) []Availability {
+	out := []Availability{}
+	for _, a := range in {
+		mix := map[string]int{}
+		for o, n := range a.Outcomes {
+			mix[string(o)] = n
+		}
+		out = append(out, Availability{string(a.Phase), a.Probes, a.Healthy, round(a.Ratio(), 6), mix})
+	}
+	return out
 }

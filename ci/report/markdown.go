@@ -62,6 +62,18 @@ func Markdown(res *drill.Result, f drill.Figures, a Assessment) []byte {
 			f.Latency.Count, humanMS(f.Latency.P50), humanMS(f.Latency.P95), humanMS(f.Latency.P99))
 	}
 	fmt.Fprintf(&b, "| Probes | %d every %s, %d failed |\n", f.Probes, human(res.Config.Interval), f.Failed)
+	if u := f.Users; u != nil {
+		fmt.Fprintf(&b, "| Users' requests (--load %d/s) | %d sent, %d failed: %.2f%% user-facing errors; %d not sent (every client busy) |\n",
+			res.Config.LoadRPS, u.Requests, u.Failed, 100*u.ErrorRate(), u.Skipped)
+		if u.Latency.Count > 0 {
+			fmt.Fprintf(&b, "| Users' latency p50 / p95 / p99 under load | %s / %s / %s |\n", humanMS(u.Latency.P50), humanMS(u.Latency.P95), humanMS(u.Latency.P99))
+		}
+		for _, p := range u.ByPhase {
+			if p.Probes > p.Healthy {
+				fmt.Fprintf(&b, "| Users' failures in %s | %d of %d: %s |\n", p.Phase, p.Probes-p.Healthy, p.Probes, outcomeMix(p.Outcomes))
+			}
+		}
+	}
 	if a.Budget != "" {
 		fmt.Fprintf(&b, "| Error budget this downtime would use | %s |\n", md(a.Budget))
 	}

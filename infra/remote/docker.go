@@ -108,6 +108,9 @@ func ServerVersion() Command {
 type ContainerState struct {
 	Status     string    `json:"Status"` // created, running, exited, ...
 	Running    bool      `json:"Running"`
+	Paused     bool      `json:"Paused"`     // frozen by docker pause
+	Restarting bool      `json:"Restarting"` // waiting for the restart policy to start it again
+	Pid        int       `json:"Pid"`        // the main process on the host; 0 when not running
 	ExitCode   int       `json:"ExitCode"`
 	OOMKilled  bool      `json:"OOMKilled"`
 	Error      string    `json:"Error"`

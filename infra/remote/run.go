@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,10 +54,11 @@ func (r *Runner) Run(ctx context.Context, cmd Command, opts ...RunOption) ([]byt
 		secrets = append(secrets, *o.stdin)
 	}
 	var stdout []byte
-	for _, argv := range cmd.steps {
+	shown := cmd.shownSteps()
+	for i, argv := range cmd.steps {
 		start := time.Now()
-		out, err := r.runStep(ctx, argv, step{stdin: o.stdin, secrets: secrets, stopOnCancel: true})
-		r.log.Debug("ssh run", "addr", r.cfg.Addr, "command", redact(Join(argv), secrets), "elapsed", time.Since(start).Round(time.Millisecond), "ok", err == nil)
+		out, err := r.runStep(ctx, argv, step{stdin: o.stdin, secrets: secrets, stopOnCancel: true, shown: shown[i]})
+		r.log.Debug("ssh run", "addr", r.cfg.Addr, "command", redact(shown[i], secrets), "elapsed", time.Since(start).Round(time.Millisecond), "ok", err == nil)
 		stdout = append(stdout, out...)
 		if err != nil {
 			return stdout, err
@@ -82,12 +84,13 @@ const killTimeout = 10 * time.Second
 type step struct {
 	stdin        *string
 	secrets      []string
-	stopOnCancel bool // signal the process group when ctx ends (not for the kill command itself)
+	stopOnCancel bool   // signal the process group when ctx ends (not for the kill command itself)
+	shown        string // how errors name the step; "" means Join(argv)
 }
 
 func (r *Runner) runStep(ctx context.Context, argv []string, o step) ([]byte, error) {
 	stdin, secrets := o.stdin, o.secrets
-	name := redact(Join(argv), secrets) // argv should never hold a secret; if it does, errors still won't show it
+	name := redact(cmp.Or(o.shown, Join(argv)), secrets) // argv should never hold a secret; if it does, errors still won't show it
 	line := stepPrefix + Join(argv)
 	if strings.ContainsRune(line, 0) {
 		return nil, fmt.Errorf("%s: argv contains a NUL byte", name)

@@ -5,6 +5,7 @@
 package aws
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,11 @@ type Config struct {
 	// CommandTimeout bounds one remote command; pulls get PullTimeout.
 	CommandTimeout, PullTimeout time.Duration
 	StopGrace                   time.Duration // docker stop's grace before SIGKILL
+	// FaultLifetime bounds how long a fault's process on the host (slow's delayer, crashloop's
+	// loop) runs if nothing stops it (default: the run's lifetime, else an hour).
+	FaultLifetime time.Duration
+	// DelayQueue is the netfilter queue number slow uses on the host (default 2718).
+	DelayQueue int
 	// Log receives progress with phase "aws" (teardown's with phase "teardown"); nil discards.
 	Log *slog.Logger
 	// DetectIP overrides the runner's public-IP lookup (nil: the default HTTPS lookup).
@@ -86,6 +92,12 @@ func (c Config) withDefaults() Config {
 	if c.StopGrace == 0 {
 		c.StopGrace = 10 * time.Second
 	}
+	if c.FaultLifetime == 0 {
+		c.FaultLifetime = cmp.Or(c.Run.Lifetime, time.Hour)
+	}
+	if c.DelayQueue == 0 {
+		c.DelayQueue = defaultDelayQueue
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -120,10 +132,13 @@ func (c Config) validate() error {
 		name string
 		d    time.Duration
 	}{{"ssh ready timeout", c.SSHReady}, {"docker ready timeout", c.DockerReady}, {"command timeout", c.CommandTimeout},
-		{"pull timeout", c.PullTimeout}, {"stop grace", c.StopGrace}} {
+		{"pull timeout", c.PullTimeout}, {"stop grace", c.StopGrace}, {"fault lifetime", c.FaultLifetime}} {
 		if d.d < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must not be negative", d.name, d.d))
 		}
+	}
+	if c.DelayQueue < 0 || c.DelayQueue > 65535 {
+		errs = append(errs, fmt.Errorf("delay queue %d: not a netfilter queue number (0-65535)", c.DelayQueue))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("aws target: %w: %w", ErrInvalidInput, err)
@@ -143,7 +158,8 @@ type Target struct {
 	auth     ecr.Auth
 	host     *ec2.Host // the ledger: what LaunchHost created, even when it failed
 	runner   *remote.Runner
-	deployed []string // tags deployed, in order: V, then K
+	deployed []string     // tags deployed, in order: V, then K
+	fault    *drill.Fault // injected and not cleared yet (fault.go)
 	torn     bool
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -92,12 +93,32 @@ type fakeDocker struct {
 	mu       sync.Mutex
 	versions []int // the login each `docker version` ran on
 	logins   []string
+	commands []string // every command line, in order
+	rules    []string // iptables rules inserted and not deleted (their comments)
+	failing  string   // a command containing this fails (exit 1)
 }
 
 func (f *fakeDocker) exec(e awsdouble.Exec) awsdouble.ExecResult {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.commands = append(f.commands, e.Command)
 	switch {
+	case f.failing != "" && strings.Contains(e.Command, f.failing):
+		return awsdouble.ExecResult{Status: 1, Stderr: "injected failure"}
+	case strings.Contains(e.Command, "iptables") && strings.Contains(e.Command, " -I "):
+		f.rules = append(f.rules, ruleComment(e.Command))
+	case strings.Contains(e.Command, "iptables") && strings.Contains(e.Command, " -D "):
+		i := slices.Index(f.rules, ruleComment(e.Command))
+		if i < 0 {
+			return awsdouble.ExecResult{Status: 1, Stderr: "iptables: Bad rule (does a matching rule exist in that chain?)."}
+		}
+		f.rules = slices.Delete(f.rules, i, i+1)
+	case strings.Contains(e.Command, "iptables") && strings.Contains(e.Command, " -S "):
+		out := "-P PREROUTING ACCEPT\n"
+		for _, c := range f.rules {
+			out += `-A PREROUTING -p tcp -m tcp --dport 80 -m comment --comment "` + c + `" -j DROP` + "\n"
+		}
+		return awsdouble.ExecResult{Stdout: out}
 	case strings.Contains(e.Command, "docker version"):
 		f.versions = append(f.versions, e.Login)
 		if f.never || e.Login < f.readyAt {
@@ -112,6 +133,39 @@ func (f *fakeDocker) exec(e awsdouble.Exec) awsdouble.ExecResult {
 		return awsdouble.ExecResult{Stdout: "Login Succeeded\n"}
 	}
 	return awsdouble.ExecResult{}
+}
+
+// ruleComment is the quoted --comment of an iptables command line.
+func ruleComment(line string) string {
+	_, rest, _ := strings.Cut(line, "--comment '")
+	c, _, _ := strings.Cut(rest, "'")
+	return c
+}
+
+// sent returns the command lines that contain substr, in order.
+func (f *fakeDocker) sent(substr string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, c := range f.commands {
+		if strings.Contains(c, substr) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// rulesNow are the comments of the rules on the "host".
+func (f *fakeDocker) rulesNow() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.rules)
+}
+
+func (f *fakeDocker) fail(substr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failing = substr
 }
 
 func (f *fakeDocker) snapshot() (versions []int, logins []string) {

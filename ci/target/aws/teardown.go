@@ -12,10 +12,11 @@ import (
 	"github.com/deploydrill/deploydrill/internal/retention"
 )
 
-// Teardown closes SSH, runs the shared deletion steps for this run (what its ledger says it
-// created and what carries its tags; infra/teardown), then applies retention with keep to the
-// repository, unless the repository is the ephemeral one this run created, which the steps
-// delete. It is idempotent: a second call after a clean one does nothing.
+// Teardown clears a fault still injected (step "clear fault", while SSH is up), closes SSH,
+// runs the shared deletion steps for this run (what its ledger says it created and what carries
+// its tags; infra/teardown), then applies retention with keep to the repository, unless the
+// repository is the ephemeral one this run created, which the steps delete. It is idempotent:
+// a second call after a clean one does nothing.
 //
 // The Teardown it returns says what each step did and, when anything may remain, names each
 // resource (from the ledger and from what the steps found, also when ctx ended part way: no
@@ -26,13 +27,22 @@ func (t *Target) Teardown(ctx context.Context, keep retention.Policy) (environme
 		t.mu.Unlock()
 		return environment.Teardown{}, nil
 	}
+	injected := t.fault != nil && t.runner != nil
+	t.mu.Unlock()
+	log := t.cfg.Log.With("phase", "teardown")
+	// A fault the drill did not clear (interrupted, or its Clear failed) is cleared while SSH is
+	// still up, before the host goes: a host that outlives a failed termination is left clean.
+	var cleared []teardown.StepResult
+	if injected {
+		cleared = teardown.RunSteps(ctx, log, []teardown.Step{{Name: "clear fault", Run: t.Clear}})
+	}
+	t.mu.Lock()
 	runner, host, ensured := t.runner, t.host, t.ensured
 	t.runner = nil
 	t.mu.Unlock()
 	if runner != nil {
 		runner.Close()
 	}
-	log := t.cfg.Log.With("phase", "teardown")
 	plan := teardown.Plan{Hosts: t.hosts, Repositories: []*ecr.Repository{t.repo}, Log: log}
 	res := plan.Remove(ctx, teardown.ForRun(t.cfg.Run.ID, host), false)
 
@@ -47,7 +57,7 @@ func (t *Target) Teardown(ctx context.Context, keep retention.Policy) (environme
 		td.Retention = outcome.String() // the lifecycle logs it, for every target alike
 		return err
 	}}
-	steps := append(res.Steps, teardown.RunSteps(ctx, log, []teardown.Step{retain})...)
+	steps := append(append(cleared, res.Steps...), teardown.RunSteps(ctx, log, []teardown.Step{retain})...)
 	for _, s := range steps {
 		step := environment.Step{Name: s.Name, Took: s.Took}
 		if s.Err != nil {
@@ -65,7 +75,10 @@ func (t *Target) Teardown(ctx context.Context, keep retention.Policy) (environme
 	if host.Unresolved() {
 		td.Left = append(td.Left, fmt.Sprintf("an instance RunInstances may have launched (client token %s; its answer was lost)", t.cfg.Run.ResourceName()))
 	}
-	if ensured.Created && ensured.Ephemeral && !slices.ContainsFunc(res.Found, isRepository) && !slices.ContainsFunc(res.Removed, isRepository) {
+	// A repository the run created but the steps never saw is only in doubt when finding failed:
+	// found and not removed is in Remaining, not found means gone (a stalled delete may still
+	// have landed).
+	if ensured.Created && ensured.Ephemeral && res.Steps[0].Err != nil && !slices.ContainsFunc(res.Found, isRepository) {
 		td.Left = append(td.Left, fmt.Sprintf("repository %s of run %s", t.repo.Name(), t.cfg.Run.ID))
 	}
 	if len(td.Left) > 0 {

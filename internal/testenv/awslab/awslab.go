@@ -42,8 +42,13 @@ type Options struct {
 	// RegistryEndpoint and RegistryPassword are the lab's own and are overwritten.
 	Double awsdouble.Options
 	// RemoteUser is the account the drill logs in as (--remote-user); default "drill", a
-	// non-default user, so user-data's users[] entry is what creates it.
+	// non-default user, so user-data's users[] entry is what creates it. As on the AMI, the
+	// default user "ubuntu" has passwordless sudo, a named user only when its users[] entry
+	// grants a NOPASSWD rule (faults that need root fail without it).
 	RemoteUser string
+	// WithoutSudo boots instances whose remote user has no passwordless sudo, whatever the
+	// user-data asks for (an AMI or user set up otherwise).
+	WithoutSudo bool
 	// FirstIndex is the first lab index tried (each instance takes one, up to lab.MaxIndex);
 	// default 10. Packages whose tests may run at the same time should start apart.
 	FirstIndex int

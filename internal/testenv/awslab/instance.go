@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/deploydrill/deploydrill/infra/remote"
 	"github.com/deploydrill/deploydrill/internal/testenv"
 	"github.com/deploydrill/deploydrill/internal/testenv/lab"
 )
@@ -39,6 +40,8 @@ type Instance struct {
 	down        chan struct{} // closed once the lab is removed
 
 	mu         sync.Mutex
+	final      *lab.State // read as EC2 began terminating the instance
+	finalErr   error
 	refusing   bool
 	refused    int
 	sgRules    string // the security group rules in force
@@ -63,6 +66,40 @@ func (in *Instance) Closed() bool {
 	return in.closed
 }
 
+// AtTermination is the instance's fault state (lab.State, for remote.FaultMarker) as it was
+// when EC2 began terminating it, before its lab was removed: what the run's teardown left on
+// the host (a rule, a bound queue, a frozen container, a restart policy, a fault's process). It
+// waits (up to a minute) for the termination under way to finish, and fails for an instance
+// that was never terminated.
+func (in *Instance) AtTermination() (lab.State, error) {
+	if !in.isTerminating() {
+		return lab.State{}, fmt.Errorf("instance %s was not terminated", in.ID)
+	}
+	select {
+	case <-in.down:
+	case <-time.After(time.Minute):
+		return lab.State{}, fmt.Errorf("instance %s still shutting down after a minute", in.ID)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.final == nil {
+		return lab.State{}, fmt.Errorf("instance %s: no state read at termination: %w", in.ID, in.finalErr)
+	}
+	return *in.final, nil
+}
+
+// recordFinal reads the fault state before the lab goes.
+func (in *Instance) recordFinal(ctx context.Context) {
+	st, err := in.Lab.State(ctx, remote.FaultMarker)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if err != nil {
+		in.finalErr = err
+		return
+	}
+	in.final = &st
+}
+
 // boot is the double's OnRunInstances: it starts a lab configured from the user-data and
 // returns its address as the public IP. An error fails RunInstances.
 func (l *Lab) boot(id string, userData []byte) (string, error) {
@@ -77,7 +114,7 @@ func (l *Lab) boot(id string, userData []byte) (string, error) {
 			return "", err
 		}
 	}
-	inst, index, err := l.startLab(lab.Config{HostKeyPEM: hostKey, AuthorizedKeys: bc.authorizedKeys, User: bc.user})
+	inst, index, err := l.startLab(lab.Config{HostKeyPEM: hostKey, AuthorizedKeys: bc.authorizedKeys, User: bc.user, Sudo: bc.sudo && !l.opts.WithoutSudo})
 	if err != nil {
 		l.logf("RunInstances %s: %v", id, err)
 		return "", err
@@ -96,8 +133,8 @@ func (l *Lab) boot(id string, userData []byte) (string, error) {
 	l.mu.Lock()
 	l.instances = append(l.instances, in)
 	l.mu.Unlock()
-	l.logf("instance %s booted as lab %s at %s (user %s, ssh refused for %s, wrong host key %v, failing pulls %v)",
-		id, in.Name, in.Addr, in.User, l.opts.SSHRefusedFor, l.opts.WrongHostKey, l.opts.FailPulls)
+	l.logf("instance %s booted as lab %s at %s (user %s, sudo %v, ssh refused for %s, wrong host key %v, failing pulls %v)",
+		id, in.Name, in.Addr, in.User, bc.sudo, l.opts.SSHRefusedFor, l.opts.WrongHostKey, l.opts.FailPulls)
 	return in.Addr, nil
 }
 
@@ -235,6 +272,7 @@ func (l *Lab) afterOp(op string, _ *http.Request) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			start := time.Now()
+			in.recordFinal(ctx)
 			if err := in.shutdown(ctx); err != nil {
 				l.logf("terminate: %v", err)
 				return

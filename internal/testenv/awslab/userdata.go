@@ -20,6 +20,9 @@ type bootConfig struct {
 	user           string
 	hostKeyPEM     []byte // empty: cloud-init would generate a host key nobody could pin
 	authorizedKeys []byte // the user's authorized_keys file
+	// sudo: passwordless sudo, which cloud-init gives the AMI's default user and a users[] entry
+	// only through a sudo rule with NOPASSWD (its password is locked, so sudo -n needs that).
+	sudo bool
 }
 
 // cloudConfig is the part of #cloud-config the lab honours.
@@ -55,6 +58,10 @@ func parseUserData(data []byte) (bootConfig, error) {
 			return bootConfig{}, errors.New("user-data: a users entry has no name")
 		}
 		bc.user, keys, groups = name, stringItems(entry["ssh_authorized_keys"]), groupList(entry["groups"])
+		bc.sudo = slices.ContainsFunc(sudoRules(entry["sudo"]), func(r string) bool { return strings.Contains(r, "NOPASSWD:") })
+	}
+	if bc.user == defaultUser {
+		bc.sudo = true // the Ubuntu AMI's /etc/sudoers.d/90-cloud-init-users
 	}
 	for _, k := range keys {
 		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k)); err != nil {
@@ -94,6 +101,14 @@ func addsToDockerGroup(runcmd []any, user string) bool {
 		}
 	}
 	return false
+}
+
+// sudoRules reads users[].sudo: a rule, a list of rules, or false (none).
+func sudoRules(v any) []string {
+	if s, ok := v.(string); ok {
+		return []string{s}
+	}
+	return stringItems(v)
 }
 
 // groupList reads users[].groups, a list or a comma-separated string.

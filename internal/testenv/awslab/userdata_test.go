@@ -30,23 +30,30 @@ func TestParseUserData(t *testing.T) {
 		doc      func(t *testing.T) string
 		wantUser string
 		wantErr  string
+		wantSudo bool
 	}{
-		{"the default user gets the top-level key", func(t *testing.T) string { return render(t, "ubuntu") }, "ubuntu", ""},
-		{"a named user is created with its own key", func(t *testing.T) string { return render(t, "drill") }, "drill", ""},
+		{"the default user gets the top-level key and sudo", func(t *testing.T) string { return render(t, "ubuntu") }, "ubuntu", "", true},
+		{"a named user is created with its own key", func(t *testing.T) string { return render(t, "drill") }, "drill", "", false},
+		{"a named user's NOPASSWD sudo rule is honoured", func(t *testing.T) string {
+			return strings.Replace(render(t, "drill"), "    shell: /bin/bash\n", "    shell: /bin/bash\n    sudo: ALL=(ALL) NOPASSWD:ALL\n", 1)
+		}, "drill", "", true},
+		{"a sudo rule that asks for the locked password gives no sudo -n", func(t *testing.T) string {
+			return strings.Replace(render(t, "drill"), "    shell: /bin/bash\n", "    shell: /bin/bash\n    sudo: [\"ALL=(ALL) ALL\"]\n", 1)
+		}, "drill", "", false},
 		{"a user never put in the docker group would need sudo", func(t *testing.T) string {
 			return strings.Replace(render(t, "drill"), "[usermod, --append, --groups, docker, drill]", "[true]", 1)
-		}, "", "never puts drill in the docker group"},
+		}, "", "never puts drill in the docker group", false},
 		{"users[].groups also grants docker", func(t *testing.T) string {
 			doc := strings.Replace(render(t, "drill"), "[usermod, --append, --groups, docker, drill]", "[true]", 1)
 			return strings.Replace(doc, "    shell: /bin/bash\n", "    shell: /bin/bash\n    groups: [docker]\n", 1)
-		}, "drill", ""},
+		}, "drill", "", false},
 		{"a document without docker cannot run the app", func(t *testing.T) string {
 			return strings.Replace(render(t, "ubuntu"), "  - docker.io\n", "  - curl\n", 1)
-		}, "", "installs no docker package"},
+		}, "", "installs no docker package", false},
 		{"a host nobody may log in to is refused", func(t *testing.T) string {
 			return strings.Replace(render(t, "ubuntu"), "  - "+clientPub+"\n", "", 1)
-		}, "", "no ssh_authorized_keys"},
-		{"a shell script is not cloud-config", func(*testing.T) string { return "#!/bin/sh\necho hi\n" }, "", "not a #cloud-config"},
+		}, "", "no ssh_authorized_keys", false},
+		{"a shell script is not cloud-config", func(*testing.T) string { return "#!/bin/sh\necho hi\n" }, "", "not a #cloud-config", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,6 +66,9 @@ func TestParseUserData(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if bc.sudo != tt.wantSudo {
+				t.Errorf("sudo %v, want %v", bc.sudo, tt.wantSudo)
 			}
 			if bc.user != tt.wantUser || string(bc.hostKeyPEM) != hostPEM || strings.TrimSpace(string(bc.authorizedKeys)) != clientPub {
 				t.Errorf("got user %q, host key match %v, authorized keys %q", bc.user, string(bc.hostKeyPEM) == hostPEM, bc.authorizedKeys)

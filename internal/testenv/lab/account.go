@@ -1,8 +1,10 @@
 package lab
 
 import (
+	"cmp"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -128,4 +130,26 @@ func freeID(used []int, from int) int {
 			return id
 		}
 	}
+}
+
+// writeSudoers writes the lab's /etc/sudoers into dir: root's rule and, with grant, cloud-init's
+// rule for the AMI's default user. There is none when the host has no sudo (nothing to bind it
+// over, and no sudo to run); a grant then fails, saying what to install.
+func writeSudoers(dir, user string, grant bool) error {
+	_, errBin := exec.LookPath("sudo")
+	_, errConf := os.Stat("/etc/sudoers")
+	if err := cmp.Or(errBin, errConf); err != nil {
+		if grant {
+			return fmt.Errorf("the lab user's sudo needs sudo on the host (apt-get install -y sudo): %w", err)
+		}
+		return nil
+	}
+	rules := "Defaults env_reset\n" +
+		"Defaults secure_path=\"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"\n" +
+		"root ALL=(ALL:ALL) ALL\n"
+	if grant && user != "root" {
+		rules += user + " ALL=(ALL) NOPASSWD:ALL\n"
+	}
+	// sudo refuses a sudoers file that is not root's or that others may write.
+	return os.WriteFile(filepath.Join(dir, "sudoers"), []byte(rules), 0o440)
 }

@@ -31,7 +31,7 @@ mount -t sysfs lab-sysfs /sys
 mount --move "$state/cgroup" /sys/fs/cgroup
 mount -t tmpfs -o mode=0755 lab-run /run
 mkdir -p /run/sshd /run/containerd
-for f in passwd group shadow; do mount --bind "$state/etc/$f" "/etc/$f"; done
+for f in passwd group shadow sudoers; do [ ! -e "$state/etc/$f" ] || mount --bind "$state/etc/$f" "/etc/$f"; done
 echo lab-mounts-ready >&2
 exec dockerd --config-file "$state/daemon.json"
 `
@@ -50,6 +50,9 @@ func (inst *Instance) startDaemons(ctx context.Context) error {
 	acct, err := writeAccountFiles(filepath.Join(n.stateDir, "etc"), cfg.User, filepath.Join(n.stateDir, "home", cfg.User))
 	if err != nil {
 		return fmt.Errorf("account files: %w", err)
+	}
+	if err := writeSudoers(filepath.Join(n.stateDir, "etc"), cfg.User, cfg.Sudo); err != nil {
+		return fmt.Errorf("sudoers: %w", err)
 	}
 	if err := inst.writeSSHDFiles(); err != nil {
 		return fmt.Errorf("sshd files: %w", err)

@@ -61,7 +61,7 @@ func dockerLoad(ctx context.Context, inst *Instance, img v1.Image) error {
 type hostSnapshot map[string]string
 
 var watchedPaths = []string{
-	"/etc/passwd", "/etc/group", "/etc/shadow", "/etc/docker", "/root/.docker",
+	"/etc/passwd", "/etc/group", "/etc/shadow", "/etc/sudoers", "/etc/docker", "/root/.docker",
 	"/run/containerd", "/run/docker", "/var/run/docker.sock", "/var/lib/docker", "/var/lib/containerd",
 }
 

@@ -13,7 +13,9 @@
 // The SSH user is created inside the lab only: sshd and dockerd run in a private mount namespace
 // where /etc/passwd, /etc/group and /etc/shadow are bind-mounted copies with the user added (a
 // normal uid, member of a docker group that owns the lab's docker socket, no sudo), like the
-// ubuntu user on the real AMI. The host's account files are never written.
+// ubuntu user on the real AMI. With Config.Sudo the user also gets passwordless sudo, as cloud-init
+// gives the AMI's default user: /etc/sudoers is a lab copy too (the host's is never written, and
+// its sudoers.d is not read), so a user without Sudo has none even where the host grants some.
 package lab
 
 import (
@@ -39,7 +41,7 @@ type Config struct {
 	Name string
 	// Index picks the subnets (see the package doc). Labs running at once need different indexes;
 	// Start refuses one whose veth subnet a host interface already has. This package's own tests
-	// use 1 to 6: other packages should pick 10 and up.
+	// use 1 to 7: other packages should pick 10 and up.
 	Index int
 	// HostKeyPEM is sshd's host private key (OpenSSH PEM), as user-data hands it to a real
 	// instance; empty means generate an ed25519 key (see Instance.HostKey).
@@ -48,6 +50,9 @@ type Config struct {
 	AuthorizedKeys []byte
 	// User is the SSH account (default "ubuntu"); "root" uses root.
 	User string
+	// Sudo gives User passwordless sudo ("ALL=(ALL) NOPASSWD:ALL", cloud-init's rule for the
+	// AMI's default user). It needs sudo installed on the host (apt-get install -y sudo).
+	Sudo bool
 	// Logf receives progress lines; nil discards them.
 	Logf func(format string, args ...any)
 }

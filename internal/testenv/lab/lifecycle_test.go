@@ -89,6 +89,13 @@ func TestLabsSideBySide(t *testing.T) {
 			t.Fatalf("id -u; docker version = %q, %v", out, err)
 		}
 	})
+	t.Run("a lab user without Sudo has no sudo", func(t *testing.T) {
+		r := dialLab(t, a, client)
+		_, err := r.Run(ctx, remote.SudoCheck())
+		if err == nil || !strings.Contains(err.Error(), "password is required") {
+			t.Fatalf("sudo -n true as a user without Sudo: %v, want a password to be required", err)
+		}
+	})
 	t.Run("a lab cannot reach another lab", func(t *testing.T) {
 		r := dialLab(t, a, client)
 		_, err := r.Run(ctx, remote.NewCommand("timeout", "2", "bash", "-c", "exec 3<>/dev/tcp/"+b.Addr()+"/22"))

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/deploydrill/deploydrill/infra/remote"
+	"github.com/deploydrill/deploydrill/internal/testenv/awslab"
+)
+
+// outageSymptoms is what each fault's outage may show (the drill's table, restated as ground
+// truth for this test).
+var outageSymptoms = map[string][]string{
+	"kill":       {"refused", "reset"},
+	"hang":       {"timeout"},
+	"partition":  {"timeout"},
+	"slow":       {"timeout"},
+	"crashloop":  {"refused", "reset", "timeout", "ok"},
+	"bad-deploy": {"http_error", "wrong_version"},
+}
+
+// Every fault kind on the AWS target in the netns lab: the drill passes, its outage shows the
+// fault's own symptoms, and the host held no trace of the fault when EC2 terminated it (no
+// rule, no bound queue, no fault process, nothing paused, restart policy "no").
+func TestAWSDrillFaults(t *testing.T) {
+	l := startAWSLab(t, awslab.Options{})
+	for _, kind := range []string{"kill", "hang", "partition", "slow", "crashloop", "bad-deploy"} {
+		t.Run(kind, func(t *testing.T) {
+			d := newAWSDrill(t, l, "f", "--fault", kind, "--auto-rollback", "--failure-window", "5", "--outage", "15s")
+			before := len(l.Instances())
+			_, stderr, err := d.run(t)
+			if err != nil {
+				t.Fatalf("drill: %v\n%s", err, stderr)
+			}
+			r := d.report(t)
+			var outage int
+			for _, s := range r.Samples {
+				if s.Phase == "outage" {
+					outage++
+					if !slices.Contains(outageSymptoms[kind], s.Outcome) {
+						t.Errorf("outage sample %s: not a %s symptom", s.Outcome, kind)
+					}
+				}
+			}
+			if outage == 0 {
+				t.Error("no outage samples")
+			}
+			checkFaultGone(t, l, before)
+			l.AssertNothingLeft(t)
+		})
+	}
+}
+
+// SIGINT while a fault is in effect: the teardown still clears it before the host goes.
+func TestAWSDrillInterruptedDuringAFault(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "drill")
+	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	l := startAWSLab(t, awslab.Options{})
+	d := newAWSDrill(t, l, "fi", "--fault", "partition", "--outage", "60s")
+	p := startDrillProcess(t, exe, l, d, " outage ")
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t); !errors.As(err, new(*exec.ExitError)) {
+		t.Errorf("exit: %v, want status 130", err)
+	}
+	checkFaultGone(t, l, 0)
+	l.AssertNothingLeft(t)
+}
+
+// checkFaultGone reads each instance booted after the first skip at its termination.
+func checkFaultGone(t *testing.T, l *awslab.Lab, skip int) {
+	t.Helper()
+	instances := l.Instances()
+	if len(instances) <= skip {
+		t.Fatal("the drill booted no instance")
+	}
+	for _, in := range instances[skip:] {
+		state, err := in.AtTermination()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left := state.Clean(); len(left) > 0 {
+			t.Errorf("instance %s at termination still had %q (marker %s)", in.ID, left, remote.FaultMarker)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/deploydrill/deploydrill/ci/report"
@@ -71,4 +72,37 @@ func TestLocalDrillWithUsersLoad(t *testing.T) {
 		t.Errorf("error rate %v, latency %+v", u.ErrorRate, u.LatencyMS)
 	}
 	t.Logf("users: %d requests, %d failed (%.1f%%), p50 %.1f ms p99 %.1f ms", u.Requests, u.Failed, 100*u.ErrorRate, u.LatencyMS.P50, u.LatencyMS.P99)
+}
+
+// Every injected fault kind on the local target: the drill passes, the outage shows the kind's
+// own symptoms, and afterwards no process of V or K is left (with the containers go their
+// frozen cgroups, firewall rules and delaying proxies), also after SIGINT during a fault.
+func TestLocalDrillFaults(t *testing.T) {
+	testenv.Dagger(t)
+	cache := t.TempDir()
+	for _, kind := range []string{"kill", "hang", "partition", "slow", "crashloop"} {
+		t.Run(kind, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "report")
+			v := randomVersion("lf")
+			runDrillInProcess(t, drillArgs(t, cache, dir, v, "--fault", kind, "--auto-rollback", "--failure-window", "5", "--outage", "20s"))
+			r := readFullReport(t, dir)
+			var outage int
+			for _, s := range r.Samples {
+				if s.Phase == "outage" {
+					outage++
+					if !slices.Contains(outageSymptoms[kind], s.Outcome) {
+						t.Errorf("outage sample %s: not a %s symptom", s.Outcome, kind)
+					}
+				}
+			}
+			if !r.Passed || outage == 0 {
+				t.Errorf("passed %v with %d outage samples: %+v", r.Passed, outage, r.Expectations)
+			}
+			for _, version := range []string{v, r.K.Version} {
+				if pids := testenv.AppProcesses(version); len(pids) > 0 {
+					t.Errorf("%s still runs after the drill: %v", version, pids)
+				}
+			}
+		})
+	}
 }

@@ -191,20 +191,21 @@ func (r *run) inject(ctx context.Context, v Image) error {
 	return nil
 }
 
-// removeFault takes the fault away before the rollback: the target's own faults are cleared
-// and whatever still runs (a frozen, firewalled or crashing V, the broken build) is stopped, so
-// K starts on a clean host. A graceful stop left nothing running.
+// removeFault takes the fault away before the rollback: whatever still runs (a frozen,
+// firewalled or crashing V, the broken build) is stopped with its fault still in place, so V
+// never answers again, then the target's own faults are cleared, so K starts on a clean host.
+// A graceful stop left nothing running.
 func (r *run) removeFault(ctx context.Context, v Image) error {
 	if r.cfg.Fault.Kind == FaultStop {
 		return nil
+	}
+	if err := r.deps.Target.Stop(ctx); err != nil {
+		return fmt.Errorf("rollback: stop what runs after %s: %w", r.cfg.Fault.Kind, err)
 	}
 	if f, ok := r.deps.Target.(Faulter); ok && r.spec.injected {
 		if err := f.Clear(ctx); err != nil {
 			return fmt.Errorf("rollback: clear %s: %w", r.cfg.Fault.Kind, err)
 		}
-	}
-	if err := r.deps.Target.Stop(ctx); err != nil {
-		return fmt.Errorf("rollback: stop what runs after %s: %w", r.cfg.Fault.Kind, err)
 	}
 	return nil
 }

@@ -147,7 +147,7 @@ func TestRunTimesOutProbesAtTheInterval(t *testing.T) {
 		if err != nil || !res.Passed() {
 			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
 		}
-		checkCalls(t, h.target.Calls(), "deploy v2", "inject hang", "clear", "stop", "deploy v1")
+		checkCalls(t, h.target.Calls(), "deploy v2", "inject hang", "stop", "clear", "deploy v1")
 		if res.Config.ProbeTimeout != time.Second {
 			t.Errorf("probe timeout %v, want capped at the 1s interval", res.Config.ProbeTimeout)
 		}
@@ -339,7 +339,7 @@ func TestRunFailsAnOutageWithTheWrongSymptoms(t *testing.T) {
 		if e.Status != drill.Failed || !strings.Contains(e.Message, "did not show its symptoms (timeout): refused ×10") {
 			t.Errorf("outage %s: %q, want failed for refusals", e.Status, e.Message)
 		}
-		checkCalls(t, h.target.Calls(), "deploy v2", "inject hang", "clear", "stop", "deploy v1")
+		checkCalls(t, h.target.Calls(), "deploy v2", "inject hang", "stop", "clear", "deploy v1")
 	})
 }
 

@@ -2,10 +2,15 @@
 // in a Dagger session of its own, reached from this program through a host tunnel on a stable
 // address. Closing that session is what really stops the app's process: in v0.18.10 neither
 // tunnel.Stop nor Service.Stop does, and under `dagger run` a shared client's Close does nothing.
+//
+// The target also injects the drill's faults (kill, hang, partition, slow, crashloop) into the
+// running container, which it finds as processes on this machine (see fault.go).
 package local
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"dagger.io/dagger"
@@ -45,19 +51,26 @@ type Config struct {
 type Target struct {
 	cfg  Config
 	port int
+	id   string       // random: with seq, it makes every container's instanceEnv value unique
+	seq  atomic.Int64 // starts so far
 
 	mu       sync.Mutex
 	running  *deployment
 	prepared *deployment // a session with the image loaded, waiting for Deploy
+	fault    *injected   // what Clear removes
 }
 
 type deployment struct {
-	image   drill.Image
-	client  *dagger.Client
-	archive string
+	image    drill.Image
+	client   *dagger.Client
+	archive  string
+	instance string // the container's instanceEnv value
 }
 
-var _ environment.Environment = (*Target)(nil)
+var (
+	_ environment.Environment = (*Target)(nil)
+	_ drill.Faulter           = (*Target)(nil)
+)
 
 // New checks the listen address; nothing starts until Deploy.
 func New(cfg Config) (*Target, error) {
@@ -77,7 +90,9 @@ func New(cfg Config) (*Target, error) {
 		return nil, fmt.Errorf("local target: %w", err)
 	}
 	cfg.TempDir = dir
-	return &Target{cfg: cfg, port: port}, nil
+	id := make([]byte, 6)
+	rand.Read(id)
+	return &Target{cfg: cfg, port: port, id: hex.EncodeToString(id)}, nil
 }
 
 func (t *Target) Name() string { return "local" }
@@ -132,7 +147,8 @@ func (t *Target) load(ctx context.Context, img drill.Image) (*deployment, error)
 	if err != nil {
 		return nil, err
 	}
-	d := &deployment{image: img, client: client, archive: archive}
+	instance := fmt.Sprintf("%s-%d", t.id, t.seq.Add(1))
+	d := &deployment{image: img, client: client, archive: archive, instance: instance}
 	if _, err := d.container().Sync(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("load image: %w", err), client.Close())
 	}
@@ -176,11 +192,14 @@ func (t *Target) archive(img drill.Image) (string, error) {
 	return path, os.Rename(tmp.Name(), path)
 }
 
-// Deploy starts img in a new session and opens the tunnel. It refuses while a version runs:
-// the drill stops the old one first.
+// Deploy starts img in a new session and opens the tunnel. It refuses while a version runs
+// (the drill stops the old one first) and while a crashloop restarts one.
 func (t *Target) Deploy(ctx context.Context, img drill.Image) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.fault != nil && t.fault.fault.Kind == drill.FaultCrashloop {
+		return fmt.Errorf("deploy %s: a crashloop is injected; clear it first", img.Tag)
+	}
 	if t.running != nil {
 		return fmt.Errorf("deploy %s: %s is still running; stop it first", img.Tag, t.running.image.Tag)
 	}
@@ -191,34 +210,82 @@ func (t *Target) Deploy(ctx context.Context, img drill.Image) error {
 			return fmt.Errorf("deploy %s: %w", img.Tag, err)
 		}
 	}
-	tunnel := d.client.Host().Tunnel(d.container().AsService(), dagger.HostTunnelOpts{
-		Ports: []dagger.PortForward{{Frontend: t.port, Backend: pipeline.AppPort, Protocol: dagger.NetworkProtocolTcp}},
-	})
-	if _, err := tunnel.Start(ctx); err != nil {
-		return errors.Join(fmt.Errorf("deploy %s: start service and tunnel on %s: %w", img.Tag, t.cfg.Listen, err), d.client.Close())
+	if err := t.start(ctx, d); err != nil {
+		return fmt.Errorf("deploy %s: %w", img.Tag, err)
 	}
 	t.running = d
 	return nil
 }
 
-// Stop ends the running version's session: the engine kills its container and the tunnel's
-// listener goes away, so probes see "connection refused".
-func (t *Target) Stop(context.Context) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.running == nil {
-		return nil
-	}
-	d := t.running
-	t.running = nil
-	if err := d.client.Close(); err != nil {
-		return fmt.Errorf("stop %s: %w", d.image.Tag, err)
+// start runs d's container as a service and opens the tunnel to it; on failure it closes d's
+// session.
+func (t *Target) start(ctx context.Context, d *deployment) error {
+	svc := d.container().WithEnvVariable(instanceEnv, d.instance).AsService()
+	tunnel := d.client.Host().Tunnel(svc, dagger.HostTunnelOpts{
+		Ports: []dagger.PortForward{{Frontend: t.port, Backend: pipeline.AppPort, Protocol: dagger.NetworkProtocolTcp}},
+	})
+	if _, err := tunnel.Start(ctx); err != nil {
+		return errors.Join(fmt.Errorf("start service and tunnel on %s: %w", t.cfg.Listen, err), d.client.Close())
 	}
 	return nil
 }
 
-// Teardown stops whatever still runs, closes a prepared session, removes the archives and
-// applies retention to the store. Idempotent.
+// Stop ends the running version's session: the engine kills its container and the tunnel's
+// listener goes away, so probes see "connection refused". An injected fault goes with it:
+// frozen processes are killed rather than thawed and a crashloop's restarts end first (so the
+// faulty version never answers again on its way out), then Clear removes what is left.
+func (t *Target) Stop(ctx context.Context) error {
+	t.mu.Lock()
+	f := t.fault
+	t.mu.Unlock()
+	var errs []error
+	if f != nil && f.halt != nil {
+		if err := f.halt(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop: end the %s fault: %w", f.fault.Kind, err))
+		}
+	}
+	if err := t.closeRunning(); err != nil {
+		errs = append(errs, fmt.Errorf("stop %w", err))
+	}
+	if f != nil {
+		if err := t.Clear(ctx); err != nil {
+			// The container is gone: forget the fault and let go of its network namespace,
+			// whose last reference (and with it any rule inside) this was.
+			errs = append(errs, fmt.Errorf("stop: %w", err))
+			t.mu.Lock()
+			if t.fault == f {
+				t.fault = nil
+			}
+			t.mu.Unlock()
+			if f.c != nil {
+				f.c.close()
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// closeRunning ends the running version's session, if any.
+func (t *Target) closeRunning() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closeRunningLocked()
+}
+
+func (t *Target) closeRunningLocked() error {
+	d := t.running
+	if d == nil {
+		return nil
+	}
+	t.running = nil
+	if err := d.client.Close(); err != nil {
+		return fmt.Errorf("%s: %w", d.image.Tag, err)
+	}
+	return nil
+}
+
+// Teardown clears an injected fault, stops whatever still runs, closes a prepared session,
+// removes the archives and applies retention to the store. Idempotent.
 func (t *Target) Teardown(ctx context.Context, keep retention.Policy) (environment.Teardown, error) {
 	var td environment.Teardown
 	var errs []error
@@ -235,6 +302,8 @@ func (t *Target) Teardown(ctx context.Context, keep retention.Policy) (environme
 		}
 		td.Steps = append(td.Steps, s)
 	}
+	step("clear the injected fault", func() error { return t.Clear(ctx) },
+		"the injected fault (it ends with the app's container: see the error)")
 	step("stop the running version", func() error { return t.Stop(ctx) },
 		"the running version's Dagger session (it ends when this process exits)")
 	step("close the prepared session", func() error {

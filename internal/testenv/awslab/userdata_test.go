@@ -33,12 +33,12 @@ func TestParseUserData(t *testing.T) {
 		wantSudo bool
 	}{
 		{"the default user gets the top-level key and sudo", func(t *testing.T) string { return render(t, "ubuntu") }, "ubuntu", "", true},
-		{"a named user is created with its own key", func(t *testing.T) string { return render(t, "drill") }, "drill", "", false},
-		{"a named user's NOPASSWD sudo rule is honoured", func(t *testing.T) string {
-			return strings.Replace(render(t, "drill"), "    shell: /bin/bash\n", "    shell: /bin/bash\n    sudo: ALL=(ALL) NOPASSWD:ALL\n", 1)
-		}, "drill", "", true},
+		{"a named user is created with its own key and passwordless sudo", func(t *testing.T) string { return render(t, "drill") }, "drill", "", true},
+		{"a named user without a sudo rule has none", func(t *testing.T) string {
+			return strings.Replace(render(t, "drill"), "    sudo: ALL=(ALL) NOPASSWD:ALL\n", "", 1)
+		}, "drill", "", false},
 		{"a sudo rule that asks for the locked password gives no sudo -n", func(t *testing.T) string {
-			return strings.Replace(render(t, "drill"), "    shell: /bin/bash\n", "    shell: /bin/bash\n    sudo: [\"ALL=(ALL) ALL\"]\n", 1)
+			return strings.Replace(render(t, "drill"), "    sudo: ALL=(ALL) NOPASSWD:ALL\n", "    sudo: [\"ALL=(ALL) ALL\"]\n", 1)
 		}, "drill", "", false},
 		{"a user never put in the docker group would need sudo", func(t *testing.T) string {
 			return strings.Replace(render(t, "drill"), "[usermod, --append, --groups, docker, drill]", "[true]", 1)
@@ -46,7 +46,7 @@ func TestParseUserData(t *testing.T) {
 		{"users[].groups also grants docker", func(t *testing.T) string {
 			doc := strings.Replace(render(t, "drill"), "[usermod, --append, --groups, docker, drill]", "[true]", 1)
 			return strings.Replace(doc, "    shell: /bin/bash\n", "    shell: /bin/bash\n    groups: [docker]\n", 1)
-		}, "drill", "", false},
+		}, "drill", "", true},
 		{"a document without docker cannot run the app", func(t *testing.T) string {
 			return strings.Replace(render(t, "ubuntu"), "  - docker.io\n", "  - curl\n", 1)
 		}, "", "installs no docker package", false},

@@ -1,10 +1,11 @@
 // Package iam holds the IAM role the AWS target runs as. policy.json is the least-privilege
 // permissions policy: create calls only with this tool's request tag, changes and deletes only
-// on resources carrying it, ECR only on the drill's repository, S3 only on the drill history's
-// prefix, without deletes (the history is append-only). trust.json lets GitHub Actions assume
-// the role through OIDC, for one repository's branch or environment only. Role renders both
-// for an account, a region, a repository and a history location (`go run ./ci iam`); tests
-// keep the policy and the code's AWS calls from drifting apart.
+// on resources carrying it (a listener is created on a load balancer, so it needs that one's
+// tag), tags only at creation, ECR only on the drill's repository, S3 only on the drill
+// history's prefix, without deletes (the history is append-only). trust.json lets GitHub
+// Actions assume the role through OIDC, for one repository's branch or environment only. Role
+// renders both for an account, a region, a repository and a history location (`go run ./ci
+// iam`); tests keep the policy and the code's AWS calls from drifting apart.
 package iam
 
 import (
@@ -47,18 +48,30 @@ var sdkActions = map[string]string{
 	"s3:ListObjectsV2": "s3:ListBucket",
 }
 
-// Action is the IAM action that authorises an SDK operation named "service:Operation":
-// the operation's own name unless sdkActions says otherwise.
+// sdkServices are the SDK service packages whose IAM service prefix has another name:
+// ELBv2's actions are elasticloadbalancing:CreateLoadBalancer and so on.
+var sdkServices = map[string]string{
+	"elasticloadbalancingv2": "elasticloadbalancing",
+}
+
+// Action is the IAM action that authorises an SDK operation named "service:Operation" (the
+// service as the SDK's package names it, or as IAM does): the operation's own name under the
+// service's IAM prefix, unless sdkActions says otherwise.
 func Action(operation string) string {
 	if a, ok := sdkActions[operation]; ok {
 		return a
+	}
+	if svc, op, ok := strings.Cut(operation, ":"); ok {
+		if prefix, ok := sdkServices[svc]; ok {
+			return prefix + ":" + op
+		}
 	}
 	return operation
 }
 
 // ImpliedActions are authorised alongside a call rather than called: tags set at creation
-// need ec2:CreateTags (EC2) and ecr:TagResource (ECR).
-var ImpliedActions = []string{"ec2:CreateTags", "ecr:TagResource"}
+// need ec2:CreateTags (EC2), ecr:TagResource (ECR) and elasticloadbalancing:AddTags (ELBv2).
+var ImpliedActions = []string{"ec2:CreateTags", "ecr:TagResource", "elasticloadbalancing:AddTags"}
 
 // Policy is an IAM policy document.
 type Policy struct {

@@ -146,7 +146,8 @@ func documents(t *testing.T) []document {
 
 func TestPolicyAllowsEveryCallTheCodeMakes(t *testing.T) {
 	called := calledActions(t)
-	for _, must := range []string{"ec2:RunInstances", "ec2:TerminateInstances", "ecr:PutImage", "ssm:GetParameter", "s3:ListBucket"} {
+	for _, must := range []string{"ec2:RunInstances", "ec2:TerminateInstances", "ecr:PutImage", "ssm:GetParameter", "s3:ListBucket",
+		"elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:DescribeTargetHealth"} {
 		if !slices.Contains(called, must) {
 			t.Fatalf("the scan missed %s (found %v): fix the scanner before trusting this test", must, called)
 		}
@@ -230,9 +231,11 @@ func TestCreateCallsRequireTheRequestTag(t *testing.T) {
 func checkCreateCallsRequireTheRequestTag(t *testing.T, p iam.Policy) {
 	t.Helper()
 	created := map[string][]string{
-		"ec2:RunInstances":        {"instance/", "volume/", "network-interface/"},
-		"ec2:CreateSecurityGroup": {"security-group/"},
-		"ec2:ImportKeyPair":       {"key-pair/"},
+		"ec2:RunInstances":                        {"instance/", "volume/", "network-interface/"},
+		"ec2:CreateSecurityGroup":                 {"security-group/"},
+		"ec2:ImportKeyPair":                       {"key-pair/"},
+		"elasticloadbalancing:CreateLoadBalancer": {"loadbalancer/"},
+		"elasticloadbalancing:CreateTargetGroup":  {"targetgroup/"},
 	}
 	for action, kinds := range created {
 		for _, s := range p.Allowing(action) {
@@ -249,16 +252,45 @@ func checkCreateCallsRequireTheRequestTag(t *testing.T, p iam.Policy) {
 			t.Errorf("%s: ec2:CreateTags outside tag-on-create would let anyone tag a resource as ours", s.Sid)
 		}
 	}
+	for _, s := range p.Allowing("elasticloadbalancing:AddTags") {
+		if !s.HasCondition("elasticloadbalancing:CreateAction") {
+			t.Errorf("%s: elasticloadbalancing:AddTags outside tag-on-create would let anyone tag a resource as ours", s.Sid)
+		}
+	}
 }
 
 func TestChangesRequireTheResourceTag(t *testing.T) {
 	for _, d := range documents(t) {
-		for _, action := range []string{"ec2:TerminateInstances", "ec2:DeleteSecurityGroup", "ec2:DeleteKeyPair", "ec2:DeleteVolume", "ec2:AuthorizeSecurityGroupIngress"} {
+		// A listener is created on a load balancer, which must be ours (it goes with it).
+		for _, action := range []string{"ec2:TerminateInstances", "ec2:DeleteSecurityGroup", "ec2:DeleteKeyPair", "ec2:DeleteVolume", "ec2:AuthorizeSecurityGroupIngress",
+			"elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener", "elasticloadbalancing:DeleteLoadBalancer",
+			"elasticloadbalancing:DeleteTargetGroup", "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets",
+			"elasticloadbalancing:ModifyTargetGroupAttributes"} {
 			for _, s := range d.policy.Allowing(action) {
 				for _, r := range s.Resource {
 					if !strings.HasSuffix(r, ":security-group-rule/*") && !s.HasCondition("aws:ResourceTag/deploydrill:created-by") {
 						t.Errorf("%s: %s: %s on %s without the created-by resource tag", d.name, s.Sid, action, r)
 					}
+				}
+			}
+		}
+	}
+}
+
+// TestBalancerCallsAreTaggedOrReadOnly: every ELBv2 action the policy grants either only reads
+// (Describe*) or carries one of the tool's tag conditions (the request's tag to create, the
+// resource's tag to change, tag-on-create for AddTags).
+func TestBalancerCallsAreTaggedOrReadOnly(t *testing.T) {
+	for _, d := range documents(t) {
+		for _, s := range d.policy.Statement {
+			for _, a := range s.Action {
+				op, ok := strings.CutPrefix(a, "elasticloadbalancing:")
+				if !ok || strings.HasPrefix(op, "Describe") {
+					continue
+				}
+				if !s.HasCondition("aws:RequestTag/deploydrill:created-by") && !s.HasCondition("aws:ResourceTag/deploydrill:created-by") &&
+					!s.HasCondition("elasticloadbalancing:CreateAction") {
+					t.Errorf("%s: %s: %s without a tag condition", d.name, s.Sid, a)
 				}
 			}
 		}

@@ -248,6 +248,52 @@ func TestRenderedPermissionsStayInTheAccountAndRegion(t *testing.T) {
 	}
 }
 
+// TestBalancerConditionsHold evaluates the ELBv2 statements' conditions for requests the
+// drill makes and requests it must not be able to make.
+func TestBalancerConditionsHold(t *testing.T) {
+	doc, err := iam.Role{Account: account, Repo: "octo-org/app", Region: "eu-west-1"}.Permissions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := iam.Parse(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const arn = "arn:aws:elasticloadbalancing:eu-west-1:" + account + ":"
+	ours := map[string]string{"aws:RequestTag/deploydrill:created-by": "deploydrill", "aws:ResourceTag/deploydrill:created-by": "deploydrill"}
+	tests := []struct {
+		name             string
+		action, resource string
+		context          map[string]string
+		want             bool
+	}{
+		{"creating a load balancer tagged as ours", "elasticloadbalancing:CreateLoadBalancer", arn + "loadbalancer/app/d/1",
+			map[string]string{"aws:RequestTag/deploydrill:created-by": "deploydrill"}, true},
+		{"creating a load balancer without the tag", "elasticloadbalancing:CreateLoadBalancer", arn + "loadbalancer/app/d/1", map[string]string{}, false},
+		{"creating a target group tagged by someone else", "elasticloadbalancing:CreateTargetGroup", arn + "targetgroup/d/1",
+			map[string]string{"aws:RequestTag/deploydrill:created-by": "someone"}, false},
+		{"adding a listener to our load balancer", "elasticloadbalancing:CreateListener", arn + "loadbalancer/app/d/1", ours, true},
+		{"adding a listener to another load balancer", "elasticloadbalancing:CreateListener", arn + "loadbalancer/app/prod/1",
+			map[string]string{"aws:RequestTag/deploydrill:created-by": "deploydrill", "aws:ResourceTag/deploydrill:created-by": "prod"}, false},
+		{"registering targets with our target group", "elasticloadbalancing:RegisterTargets", arn + "targetgroup/d/1", ours, true},
+		{"deregistering targets of another target group", "elasticloadbalancing:DeregisterTargets", arn + "targetgroup/prod/1", map[string]string{}, false},
+		{"deleting another load balancer", "elasticloadbalancing:DeleteLoadBalancer", arn + "loadbalancer/app/prod/1",
+			map[string]string{"aws:ResourceTag/deploydrill:created-by": "prod"}, false},
+		{"tagging while creating a load balancer", "elasticloadbalancing:AddTags", arn + "loadbalancer/app/d/1",
+			map[string]string{"elasticloadbalancing:CreateAction": "CreateLoadBalancer", "aws:RequestedRegion": "eu-west-1"}, true},
+		{"tagging an existing load balancer", "elasticloadbalancing:AddTags", arn + "loadbalancer/app/prod/1",
+			map[string]string{"aws:RequestedRegion": "eu-west-1"}, false},
+		{"reading target health", "elasticloadbalancing:DescribeTargetHealth", "*", map[string]string{"aws:RequestedRegion": "eu-west-1"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := p.AllowsRequest(tt.action, tt.resource, tt.context); got != tt.want {
+				t.Errorf("AllowsRequest(%s, %s, %v) = %v, want %v", tt.action, tt.resource, tt.context, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestRenderedPermissionsAllowTheDrillAndNothingNextToIt(t *testing.T) {
 	doc, err := iam.Role{Account: account, Repo: "octo-org/app", Region: "eu-west-1", Repository: "drill",
 		History: iam.S3Location{Bucket: "drill-history", Prefix: "team/app"}}.Permissions()
@@ -283,6 +329,11 @@ func TestRenderedPermissionsAllowTheDrillAndNothingNextToIt(t *testing.T) {
 		{"reading above the history's prefix", "s3:GetObject", "arn:aws:s3:::drill-history/team/secrets.json", false},
 		{"writing to another bucket", "s3:PutObject", "arn:aws:s3:::other-bucket/team/app/x.json", false},
 		{"listing another bucket", "s3:ListBucket", "arn:aws:s3:::other-bucket", false},
+		{"creating an application load balancer", "elasticloadbalancing:CreateLoadBalancer", "arn:aws:elasticloadbalancing:eu-west-1:" + account + ":loadbalancer/app/deploydrill-r1/50dc6c495c0c9188", true},
+		{"creating a network load balancer", "elasticloadbalancing:CreateLoadBalancer", "arn:aws:elasticloadbalancing:eu-west-1:" + account + ":loadbalancer/net/deploydrill-r1/50dc6c495c0c9188", false},
+		{"deleting a target group in the role's account and region", "elasticloadbalancing:DeleteTargetGroup", "arn:aws:elasticloadbalancing:eu-west-1:" + account + ":targetgroup/deploydrill-r1/943f017f100becff", true},
+		{"deleting a load balancer in another region", "elasticloadbalancing:DeleteLoadBalancer", "arn:aws:elasticloadbalancing:us-east-1:" + account + ":loadbalancer/app/deploydrill-r1/50dc6c495c0c9188", false},
+		{"deleting a listener in another account", "elasticloadbalancing:DeleteListener", "arn:aws:elasticloadbalancing:eu-west-1:999999999999:listener/app/x/50dc6c495c0c9188/f2f7dc8efc522ab2", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

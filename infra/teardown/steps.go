@@ -10,6 +10,7 @@ import (
 
 	"github.com/deploydrill/deploydrill/infra/ec2"
 	"github.com/deploydrill/deploydrill/infra/ecr"
+	"github.com/deploydrill/deploydrill/infra/elbv2"
 	"github.com/deploydrill/deploydrill/infra/runtag"
 )
 
@@ -34,26 +35,43 @@ func (p Plan) newJob(sel Selection, dry bool) *job {
 	return j
 }
 
-// steps is the one deletion order, for teardown and sweep alike.
+// steps is the one deletion order, for teardown and sweep alike. The load balancer's steps
+// come first (its listener, then it, then its target group: each needs the one before it
+// gone) and only when the plan has an ELBv2 client.
 func (j *job) steps() []Step {
-	return []Step{
-		{"find", j.find},
+	steps := []Step{{"find", j.find}}
+	if j.p.Balancers != nil {
+		steps = append(steps,
+			Step{"delete listeners", j.deleteListeners},
+			Step{"delete load balancers", j.deleteLoadBalancers},
+			Step{"delete target groups", j.deleteTargetGroups})
+	}
+	return append(steps, []Step{
 		{"terminate instances", j.terminate},
 		{"wait until terminated", j.waitTerminated},
 		{"delete security groups", j.deleteGroups},
 		{"delete key pairs", j.deleteKeyPairs},
 		{"delete detached volumes", j.deleteVolumes},
 		{"delete ephemeral repositories", j.deleteRepositories},
+	}...)
+}
+
+// kinds is the deletion order of every kind a job knows.
+var kinds = []string{elbv2.KindListener, elbv2.KindLoadBalancer, elbv2.KindTargetGroup,
+	ec2.KindInstance, ec2.KindSecurityGroup, ec2.KindKeyPair, ec2.KindVolume, KindRepository}
+
+// addLedger records what the run's LaunchHost calls and CreateFleetBalancer created: known
+// before any call, so a teardown cut short still names it.
+func (j *job) addLedger() {
+	for _, r := range j.sel.Balancer.Ledger() {
+		j.add(balancerResource(r))
+	}
+	for _, h := range j.sel.hosts() {
+		j.addHost(h)
 	}
 }
 
-// addLedger records what the run's LaunchHost created: known before any call, so a teardown
-// cut short still names it.
-func (j *job) addLedger() {
-	h := j.sel.Ledger
-	if h == nil {
-		return
-	}
+func (j *job) addHost(h *ec2.Host) {
 	if h.InstanceID != "" {
 		j.add(Resource{Kind: ec2.KindInstance, ID: h.InstanceID, RunID: h.RunID})
 	}
@@ -82,10 +100,9 @@ func (j *job) add(r Resource) {
 			return
 		}
 	}
-	order := []string{ec2.KindInstance, ec2.KindSecurityGroup, ec2.KindKeyPair, ec2.KindVolume, KindRepository}
 	at := len(j.res.Found)
 	for i, have := range j.res.Found {
-		if slices.Index(order, have.Kind) > slices.Index(order, r.Kind) {
+		if slices.Index(kinds, have.Kind) > slices.Index(kinds, r.Kind) {
 			at = i
 			break
 		}
@@ -135,11 +152,25 @@ func (j *job) left() []Resource {
 // replay may create the instance). A listing that fails leaves the others and the ledger.
 func (j *job) find(ctx context.Context) error {
 	var errs []error
-	if h := j.sel.Ledger; h.Unresolved() && !j.dry {
-		if err := j.p.Hosts.RecoverInstance(ctx, h); err != nil {
+	for _, h := range j.sel.hosts() {
+		if h.Unresolved() && !j.dry {
+			if err := j.p.Hosts.RecoverInstance(ctx, h); err != nil {
+				errs = append(errs, err)
+			}
+			j.addHost(h)
+		}
+	}
+	switch {
+	case j.p.Balancers != nil:
+		f, err := j.p.Balancers.Find(ctx, j.sel.Selector)
+		if err != nil {
 			errs = append(errs, err)
 		}
-		j.addLedger()
+		for _, r := range f.All() {
+			j.add(balancerResource(r))
+		}
+	case len(j.sel.Balancer.Ledger()) > 0:
+		errs = append(errs, fmt.Errorf("load balancer %s of run %s: the plan has no ELBv2 client to remove it", j.sel.Balancer.Name, j.sel.Balancer.RunID))
 	}
 	if j.p.Hosts != nil {
 		f, err := j.p.Hosts.Find(ctx, j.sel.Selector)
@@ -170,6 +201,35 @@ func (j *job) find(ctx context.Context) error {
 		j.add(Resource{Kind: KindRepository, ID: repo.Name(), RunID: tags[runtag.KeyRunID]})
 	}
 	return errors.Join(errs...)
+}
+
+func (j *job) deleteListeners(ctx context.Context) error {
+	return j.remove(j.of(elbv2.KindListener), func(r Resource) error { return j.p.Balancers.DeleteListener(ctx, r.ID) })
+}
+
+// deleteLoadBalancers deletes each load balancer and waits until it is gone; its listeners
+// (one whose deletion failed included) go with it.
+func (j *job) deleteLoadBalancers(ctx context.Context) error {
+	return j.remove(j.of(elbv2.KindLoadBalancer), func(r Resource) error {
+		if err := j.p.Balancers.DeleteLoadBalancer(ctx, r.ID); err != nil {
+			return err
+		}
+		for _, l := range j.of(elbv2.KindListener) {
+			if l.AttachedTo == r.ID {
+				j.gone(l)
+			}
+		}
+		return nil
+	})
+}
+
+func (j *job) deleteTargetGroups(ctx context.Context) error {
+	return j.remove(j.of(elbv2.KindTargetGroup), func(r Resource) error { return j.p.Balancers.DeleteTargetGroup(ctx, r.ID) })
+}
+
+// balancerResource is an ELBv2 resource as a teardown Resource, its ARN for the id.
+func balancerResource(r elbv2.Resource) Resource {
+	return Resource{Kind: r.Kind, ID: r.ARN, Name: r.Name, RunID: r.RunID, AttachedTo: r.AttachedTo, CreatedAt: r.CreatedAt}
 }
 
 func (j *job) terminate(ctx context.Context) error {

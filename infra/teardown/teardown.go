@@ -1,13 +1,14 @@
 // Package teardown removes what drill runs created, for one run's teardown and for sweep alike:
-// one ordered list of named, idempotent steps (find → terminate instances → wait until they
-// are terminated → delete security groups → key pairs → detached volumes → ephemeral
-// repositories), built from a selection and run to the end whatever the earlier steps did,
+// one ordered list of named, idempotent steps (find → delete listeners → load balancers →
+// target groups → terminate instances → wait until they are terminated → delete security
+// groups → key pairs → detached volumes → ephemeral repositories; the load balancer steps only
+// with an ELBv2 client), built from a selection and run to the end whatever the earlier steps did,
 // with the errors collected per step so none hides another. A dry run goes through the same
 // steps and lists what they would remove (cloud-nuke's model: find, then nuke).
 //
 // Only what carries the tool's tags for the selection, or what the run's ledger (the
-// *ec2.Host LaunchHost returned) says the run created, is ever deleted: never a resource found
-// by name alone.
+// *ec2.Host LaunchHost returned, the *elbv2.Balancer CreateFleetBalancer returned) says the run
+// created, is ever deleted: never a resource found by name alone.
 package teardown
 
 import (
@@ -20,6 +21,7 @@ import (
 
 	"github.com/deploydrill/deploydrill/infra/ec2"
 	"github.com/deploydrill/deploydrill/infra/ecr"
+	"github.com/deploydrill/deploydrill/infra/elbv2"
 	"github.com/deploydrill/deploydrill/infra/runtag"
 )
 
@@ -86,6 +88,22 @@ type Selection struct {
 	// Ledger is what the run's LaunchHost recorded (teardown only; nil for a sweep): what the
 	// run created, known even when a listing cannot see it yet or cannot be made at all.
 	Ledger *ec2.Host
+	// Fleet are the ledgers of a fleet's further hosts, like Ledger.
+	Fleet []*ec2.Host
+	// Balancer is what the run's CreateFleetBalancer recorded (nil for none, and for a sweep).
+	// Removing it needs a plan with Balancers.
+	Balancer *elbv2.Balancer
+}
+
+// hosts are the host ledgers, Ledger first.
+func (s Selection) hosts() []*ec2.Host {
+	var out []*ec2.Host
+	for _, h := range append([]*ec2.Host{s.Ledger}, s.Fleet...) {
+		if h != nil {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // ForRun selects one run's resources: its ledger (nil when LaunchHost never ran) and
@@ -98,6 +116,10 @@ func ForRun(runID string, ledger *ec2.Host) Selection {
 // (nil discards them).
 type Plan struct {
 	Hosts *ec2.Hosts
+	// Balancers removes the drill's load balancers, listeners and target groups (found by
+	// their tags, and from Selection.Balancer), before the instances. Nil: a plan without
+	// load balancer steps, as for single-host runs.
+	Balancers *elbv2.Balancers
 	// Repositories are checked for ephemeral repositories the tool created (tagged
 	// deploydrill:ephemeral=true), which are deleted; persistent ones hold the inventory of
 	// verified images and are kept.
@@ -109,7 +131,7 @@ type Plan struct {
 const KindRepository = "repository"
 
 // Resource is one resource a plan found or knew of: infra/ec2's, which also names
-// repositories (KindRepository).
+// repositories (KindRepository) and infra/elbv2's (their ARN as the ID).
 type Resource = ec2.Resource
 
 func key(r Resource) string { return r.Kind + "/" + cmp.Or(r.ID, "name:"+r.Name) }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/deploydrill/deploydrill/infra/ec2"
 	"github.com/deploydrill/deploydrill/infra/ecr"
+	"github.com/deploydrill/deploydrill/infra/elbv2"
 	"github.com/deploydrill/deploydrill/infra/iam"
 	"github.com/deploydrill/deploydrill/infra/runtag"
 	"github.com/deploydrill/deploydrill/infra/ssm"
@@ -24,12 +25,14 @@ import (
 // world is one AWS double and the tool's clients. Nothing here dials SSH: LaunchHost ends when
 // the instance runs, and the AWS target's tests cover SSH and Docker.
 type world struct {
-	t     testing.TB
-	d     *awsdouble.Double
-	hosts *ec2.Hosts
-	repo  *ecr.Repository
-	run   runtag.Run
-	log   *slog.Logger
+	t         testing.TB
+	d         *awsdouble.Double
+	hosts     *ec2.Hosts
+	balancers *elbv2.Balancers
+	repo      *ecr.Repository
+	run       runtag.Run
+	log       *slog.Logger
+	fleet     bool // the plan removes load balancers too
 }
 
 var created = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -37,7 +40,11 @@ var created = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 func newWorld(t testing.TB, o awsdouble.Options) *world {
 	t.Helper()
 	o.PendingDescribes, o.ShuttingDownDescribes, o.NotFoundCalls, o.DependencyAttempts = 2, 2, 1, 2
+	// A load balancer second lasts a millisecond; it provisions for 10 ms, shows for 5 ms
+	// after its deletion, and its target group stays in use for two more attempts.
+	o.ELBv2 = awsdouble.ELBv2Options{Second: time.Millisecond, Provisioning: 10 * time.Millisecond, Deleting: 5 * time.Millisecond, InUseAttempts: 2}
 	d := awsdouble.New(o)
+	d.CheckTarget = func(context.Context, awsdouble.TargetCheck) error { return nil }
 	t.Cleanup(d.Close)
 	fast := wait.Poll{Initial: time.Millisecond, Max: 4 * time.Millisecond, Timeout: 5 * time.Second}
 	// A group that stays in use (its instance was never terminated) fails fast instead of in 5 min.
@@ -49,12 +56,18 @@ func newWorld(t testing.TB, o awsdouble.Options) *world {
 		Timing:   ec2.Timing{Running: fast, Terminated: fast, GroupDelete: groups, Visibility: fast},
 		Log:      log,
 	})
-	return &world{t: t, d: d, hosts: hosts, repo: ecr.NewFromConfig(d.Config(), "drill"), log: log,
+	balancers := elbv2.NewFromConfig(d.Config(), elbv2.Options{Log: log, Timing: elbv2.Timing{Available: fast, InService: fast,
+		Deregistered: fast, Deleted: fast, GroupDelete: fast}})
+	return &world{t: t, d: d, hosts: hosts, balancers: balancers, repo: ecr.NewFromConfig(d.Config(), "drill"), log: log,
 		run: runtag.Run{ID: "r1", App: "app", GitSHA: "abc1234", CreatedAt: created, Lifetime: 30 * time.Minute}}
 }
 
 func (w *world) plan() teardown.Plan {
-	return teardown.Plan{Hosts: w.hosts, Repositories: []*ecr.Repository{w.repo}, Log: w.log}
+	p := teardown.Plan{Hosts: w.hosts, Repositories: []*ecr.Repository{w.repo}, Log: w.log}
+	if w.fleet {
+		p.Balancers = w.balancers
+	}
+	return p
 }
 
 // provision does what the AWS target does before the drill: an ephemeral repository, registry
@@ -79,7 +92,7 @@ func (w *world) teardown(ctx context.Context, ledger *ec2.Host) teardown.Result 
 // assertClean checks the double holds nothing of the run and served only what IAM allows.
 func (w *world) assertClean() {
 	w.t.Helper()
-	if left := w.d.Leftovers(runtag.KeyRunID, w.run.ID); len(left) > 0 {
+	if left := slices.Concat(w.d.ELBv2Leftovers(runtag.KeyRunID, w.run.ID), w.d.Leftovers(runtag.KeyRunID, w.run.ID)); len(left) > 0 {
 		w.t.Errorf("left behind: %v", left)
 	}
 	policy, err := iam.Load()
@@ -112,6 +125,9 @@ func (w *world) cancelAfter(op string, cancel context.CancelFunc) {
 }
 
 func fault(op string) awsdouble.Fault {
+	if strings.HasPrefix(op, "elasticloadbalancing:") {
+		return awsdouble.Fault{Op: op, Code: "AccessDenied", Status: http.StatusForbidden, Message: "injected: not authorized"}
+	}
 	if strings.HasPrefix(op, "ec2:") {
 		return awsdouble.Fault{Op: op, Code: "UnauthorizedOperation", Status: http.StatusForbidden, Message: "injected: not authorized"}
 	}

@@ -7,6 +7,7 @@
 package awsdouble
 
 import (
+	"context"
 	"encoding/base64"
 	"math/rand/v2"
 	"net/http"
@@ -48,6 +49,8 @@ type Options struct {
 	RegistryPassword string
 	// Now is the double's clock; default time.Now.
 	Now func() time.Time
+	// ELBv2 are the switches of the Elastic Load Balancing v2 part (see elbv2.go).
+	ELBv2 ELBv2Options
 }
 
 // Fault makes calls to one operation fail with an AWS error.
@@ -73,6 +76,15 @@ type Double struct {
 	// answer, success or error, is written: a test can cancel the client's context here and wait
 	// on r.Context() so the answer is lost.
 	AfterOp func(op string, r *http.Request)
+	// LoadBalancerDNS decides a new load balancer's DNS name from its name, so that a lab can
+	// point it at a real data plane. Default: a loopback address.
+	LoadBalancerDNS func(name string) string
+	// CheckTarget is the load balancers' health check of one target, called every interval
+	// with a context bounded by the group's timeout; nil means healthy. Default: HTTPHealthCheck.
+	CheckTarget func(ctx context.Context, c TargetCheck) error
+	// AfterTargetChange runs (outside the double's lock) after a target group's targets
+	// changed: registered, deregistered, drained, or their health or routing changed.
+	AfterTargetChange func(targetGroupARN string)
 
 	opts Options
 	srv  *httptest.Server
@@ -95,6 +107,7 @@ type Double struct {
 	tokens    map[string]string // RunInstances ClientToken -> instance id
 	repos     map[string]*repository
 	params    map[string]string
+	elb       elbWorld
 }
 
 type faultState struct {
@@ -140,6 +153,7 @@ func New(o Options) *Double {
 		d.opts.RegistryPassword = base64.RawURLEncoding.EncodeToString(b)
 	}
 	d.seedWorld()
+	d.initELBv2()
 	d.srv = httptest.NewServer(d)
 	d.URL = d.srv.URL
 	return d
@@ -241,8 +255,8 @@ func (d *Double) Operations() []string {
 	return slices.Clone(d.ops)
 }
 
-// ServeHTTP routes by X-Amz-Target (ECR, SSM), a path below / (S3, path-style), or the query
-// Action (EC2).
+// ServeHTTP routes by X-Amz-Target (ECR, SSM), a path below / (S3, path-style), the signing
+// service (Elastic Load Balancing v2, a query API like EC2's), or the query Action (EC2).
 func (d *Double) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
 	switch {
@@ -252,6 +266,8 @@ func (d *Double) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.serveJSON(w, r, "ecr", strings.TrimPrefix(target, ecrTargetPrefix), ecrHandlers)
 	case strings.HasPrefix(target, ssmTargetPrefix):
 		d.serveJSON(w, r, "ssm", strings.TrimPrefix(target, ssmTargetPrefix), ssmHandlers)
+	case target == "" && isELBv2(r):
+		d.serveELBv2(w, r)
 	case target == "":
 		d.serveEC2(w, r)
 	default:

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/deploydrill/deploydrill/ci/report"
 	"github.com/deploydrill/deploydrill/infra/remote"
 	"github.com/deploydrill/deploydrill/internal/testenv/awslab"
 )
@@ -36,22 +37,27 @@ func TestAWSDrillFaults(t *testing.T) {
 			if err != nil {
 				t.Fatalf("drill: %v\n%s", err, stderr)
 			}
-			r := d.report(t)
-			var outage int
-			for _, s := range r.Samples {
-				if s.Phase == "outage" {
-					outage++
-					if !slices.Contains(outageSymptoms[kind], s.Outcome) {
-						t.Errorf("outage sample %s: not a %s symptom", s.Outcome, kind)
-					}
-				}
-			}
-			if outage == 0 {
-				t.Error("no outage samples")
-			}
+			checkOutageSymptoms(t, d.report(t), kind)
 			checkFaultGone(t, l, before)
 			l.AssertNothingLeft(t)
 		})
+	}
+}
+
+// checkOutageSymptoms checks the drill passed and its outage showed only kind's symptoms.
+func checkOutageSymptoms(t *testing.T, r report.Report, kind string) {
+	t.Helper()
+	var outage int
+	for _, s := range r.Samples {
+		if s.Phase == "outage" {
+			outage++
+			if !slices.Contains(outageSymptoms[kind], s.Outcome) {
+				t.Errorf("outage sample %s: not a %s symptom", s.Outcome, kind)
+			}
+		}
+	}
+	if !r.Passed || outage == 0 {
+		t.Errorf("passed %v with %d outage samples: %+v", r.Passed, outage, r.Expectations)
 	}
 }
 

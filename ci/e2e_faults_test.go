@@ -2,7 +2,6 @@ package main
 
 import (
 	"path/filepath"
-	"slices"
 	"testing"
 
 	"github.com/deploydrill/deploydrill/ci/report"
@@ -86,18 +85,7 @@ func TestLocalDrillFaults(t *testing.T) {
 			v := randomVersion("lf")
 			runDrillInProcess(t, drillArgs(t, cache, dir, v, "--fault", kind, "--auto-rollback", "--failure-window", "5", "--outage", "20s"))
 			r := readFullReport(t, dir)
-			var outage int
-			for _, s := range r.Samples {
-				if s.Phase == "outage" {
-					outage++
-					if !slices.Contains(outageSymptoms[kind], s.Outcome) {
-						t.Errorf("outage sample %s: not a %s symptom", s.Outcome, kind)
-					}
-				}
-			}
-			if !r.Passed || outage == 0 {
-				t.Errorf("passed %v with %d outage samples: %+v", r.Passed, outage, r.Expectations)
-			}
+			checkOutageSymptoms(t, r, kind)
 			for _, version := range []string{v, r.K.Version} {
 				if pids := testenv.AppProcesses(version); len(pids) > 0 {
 					t.Errorf("%s still runs after the drill: %v", version, pids)

@@ -178,7 +178,7 @@ func (r *run) inject(ctx context.Context, v Image) error {
 			return fmt.Errorf("bad-deploy: deploy %s: %w", b.Tag, err)
 		}
 		r.mon.setEndpoint(r.deps.Target.Endpoint())
-		return r.awaitAnswer(ctx, b) // the outage is B answering badly, not B still starting
+		return r.awaitAnswer(ctx, b, r.clock.Now()) // the outage is B answering badly, not B still starting
 	default:
 		f, ok := r.deps.Target.(Faulter)
 		if !ok {

@@ -100,11 +100,12 @@ func (r *run) outage(ctx context.Context) error {
 	return nil
 }
 
-// awaitAnswer waits until img answers HTTP at all (any status, any version): a broken build
-// is live once it answers, and only then is the outage its symptoms.
-func (r *run) awaitAnswer(ctx context.Context, img Image) error {
+// awaitAnswer waits until img answers HTTP at all (any status, any version) to a probe that
+// started after it was deployed (an earlier one may be V's last answer): a broken build is
+// live once it answers, and only then is the outage its symptoms.
+func (r *run) awaitAnswer(ctx context.Context, img Image, deployed time.Time) error {
 	answered, err := r.watch(ctx, r.cfg.ReadyTimeout, func(s Sample) bool {
-		return s.Phase == r.phase && s.Status != 0
+		return s.Phase == r.phase && s.Status != 0 && !s.At.Before(deployed)
 	})
 	switch {
 	case err != nil:

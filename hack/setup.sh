@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(git runc iptables dnsmasq-base containernetworking-plugins iproute2 ca-certificates util-linux
-  mmdebstrap openssh-server docker.io containerd busybox-static procps python3-flask python3-pytest sudo)
+  mmdebstrap openssh-server docker.io containerd busybox-static procps python3-flask python3-pytest sudo haproxy)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -97,27 +97,45 @@ func (h *Hosts) pickSubnet(ctx context.Context, id string) (subnet, error) {
 		}
 		return subnet{id: id, vpcID: aws.ToString(out.Subnets[0].VpcId)}, nil
 	}
+	vpcID, err := h.defaultVPC(ctx, "pass --subnet-id of a public subnet")
+	if err != nil {
+		return subnet{}, err
+	}
+	subs, err := h.defaultSubnets(ctx, vpcID)
+	if err != nil {
+		return subnet{}, err
+	}
+	if len(subs) == 0 {
+		return subnet{}, fmt.Errorf("find default subnet of %s: none; pass --subnet-id", vpcID)
+	}
+	// The first zone by name, so repeated runs land in the same place.
+	return subnet{id: aws.ToString(subs[0].SubnetId), vpcID: vpcID}, nil
+}
+
+// defaultVPC is the region's default VPC; hint says what to do when there is none.
+func (h *Hosts) defaultVPC(ctx context.Context, hint string) (string, error) {
 	vpcs, err := h.api.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: []types.Filter{{Name: aws.String("is-default"), Values: []string{"true"}}}})
 	if err != nil {
-		return subnet{}, fmt.Errorf("find default vpc: %w", err)
+		return "", fmt.Errorf("find default vpc: %w", err)
 	}
 	if len(vpcs.Vpcs) == 0 {
-		return subnet{}, errors.New("find default vpc: this region has none; pass --subnet-id of a public subnet")
+		return "", errors.New("find default vpc: this region has none; " + hint)
 	}
-	vpcID := aws.ToString(vpcs.Vpcs[0].VpcId)
+	return aws.ToString(vpcs.Vpcs[0].VpcId), nil
+}
+
+// defaultSubnets are a VPC's default-for-AZ subnets (one per zone), by zone name.
+func (h *Hosts) defaultSubnets(ctx context.Context, vpcID string) ([]types.Subnet, error) {
 	subs, err := h.api.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []types.Filter{
 		{Name: aws.String("vpc-id"), Values: []string{vpcID}},
 		{Name: aws.String("default-for-az"), Values: []string{"true"}},
 	}})
 	if err != nil {
-		return subnet{}, fmt.Errorf("find default subnet of %s: %w", vpcID, err)
+		return nil, fmt.Errorf("find default subnets of %s: %w", vpcID, err)
 	}
-	if len(subs.Subnets) == 0 {
-		return subnet{}, fmt.Errorf("find default subnet of %s: none; pass --subnet-id", vpcID)
-	}
-	// The first zone by name, so repeated runs land in the same place.
-	first := slices.MinFunc(subs.Subnets, func(a, b types.Subnet) int {
+	out := slices.Clone(subs.Subnets)
+	slices.SortFunc(out, func(a, b types.Subnet) int {
 		return strings.Compare(aws.ToString(a.AvailabilityZone), aws.ToString(b.AvailabilityZone))
 	})
-	return subnet{id: aws.ToString(first.SubnetId), vpcID: vpcID}, nil
+	return out, nil
 }

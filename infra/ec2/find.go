@@ -96,6 +96,7 @@ func (h *Hosts) Find(ctx context.Context, sel runtag.Selector) (Found, error) {
 	}
 
 	groups := ec2.NewDescribeSecurityGroupsPaginator(h.api, &ec2.DescribeSecurityGroupsInput{Filters: filters})
+	refers := map[string][]string{} // group id -> the groups its rules name as sources
 	for groups.HasMorePages() {
 		page, err := groups.NextPage(ctx)
 		if err != nil {
@@ -104,8 +105,14 @@ func (h *Hosts) Find(ctx context.Context, sel runtag.Selector) (Found, error) {
 		}
 		for _, g := range page.SecurityGroups {
 			add(&f.SecurityGroups, Resource{Kind: KindSecurityGroup, ID: aws.ToString(g.GroupId)}, g.Tags)
+			for _, p := range g.IpPermissions {
+				for _, pair := range p.UserIdGroupPairs {
+					refers[aws.ToString(g.GroupId)] = append(refers[aws.ToString(g.GroupId)], aws.ToString(pair.GroupId))
+				}
+			}
 		}
 	}
+	f.SecurityGroups = referrersFirst(f.SecurityGroups, refers)
 
 	keys, err := h.api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{Filters: filters})
 	if err != nil {
@@ -133,6 +140,40 @@ func (h *Hosts) Find(ctx context.Context, sel runtag.Selector) (Found, error) {
 		}
 	}
 	return f, errors.Join(errs...)
+}
+
+// referrersFirst orders groups so that one whose rules name another comes before it (a fleet's
+// hosts group before the load balancer's): AWS refuses to delete a group that a rule of another
+// still refers to. Otherwise the listing's order stays.
+func referrersFirst(groups []Resource, refers map[string][]string) []Resource {
+	out := make([]Resource, 0, len(groups))
+	placed := map[string]bool{}
+	for len(out) < len(groups) {
+		progress := false
+		for _, g := range groups {
+			if placed[g.ID] {
+				continue
+			}
+			referred := false // by a group not yet placed
+			for _, other := range groups {
+				if other.ID != g.ID && !placed[other.ID] && slices.Contains(refers[other.ID], g.ID) {
+					referred = true
+					break
+				}
+			}
+			if !referred {
+				out, placed[g.ID], progress = append(out, g), true, true
+			}
+		}
+		if !progress { // a cycle: AWS allows one; keep the rest as listed
+			for _, g := range groups {
+				if !placed[g.ID] {
+					out, placed[g.ID] = append(out, g), true
+				}
+			}
+		}
+	}
+	return out
 }
 
 func stateName(s *types.InstanceState) types.InstanceStateName {

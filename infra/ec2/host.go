@@ -26,17 +26,34 @@ type HostSpec struct {
 	HTTPCIDR     netip.Prefix // who may reach port 80; default 0.0.0.0/0
 	User         string       // remote user; default ubuntu
 	RootGiB      int32        // root volume size; default 8
+
+	// Index is the host's place in its run's fleet: 0 for the first host (a single-host run's
+	// only one), which keeps the run's names; host i > 0 is launched as "deploydrill-RUN-i"
+	// (HostName), its own client token and Name tag, so each host of a run is its own instance.
+	Index int
+	// SecurityGroupID is an existing group to launch into (a fleet's hosts group, from
+	// CreateFleetGroups) instead of creating one for the host; its rules are that group's, so
+	// SSHCIDR and HTTPCIDR must then be zero.
+	SecurityGroupID string
+	// KeyFrom is a host of the same run whose client key and key pair this one shares (a
+	// fleet's first host): nothing is imported, and Signer logs in to both. The host still gets
+	// a host key of its own. Nil: the host's keys are made here and its key pair imported.
+	KeyFrom *Host
 }
+
+// MaxHosts bounds a run's fleet (Index < MaxHosts).
+const MaxHosts = 100
 
 // DefaultInstanceType is free-tier eligible in most regions; t2.micro works too.
 const DefaultInstanceType = "t3.micro"
 
-// ErrInvalidSpec marks a HostSpec refused before any call to AWS.
+// ErrInvalidSpec marks a HostSpec or FleetGroupsSpec refused before any call to AWS.
 var ErrInvalidSpec = errors.New("invalid host spec")
 
 var (
 	amiPattern          = regexp.MustCompile(`^ami-([0-9a-f]{8}|[0-9a-f]{17})$`)
 	subnetPattern       = regexp.MustCompile(`^subnet-([0-9a-f]{8}|[0-9a-f]{17})$`)
+	groupPattern        = regexp.MustCompile(`^sg-([0-9a-f]{8}|[0-9a-f]{17})$`)
 	instanceTypePattern = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
 )
 
@@ -73,10 +90,49 @@ func (s HostSpec) Validate() error {
 	if s.RootGiB < 0 {
 		errs = append(errs, fmt.Errorf("root volume %d GiB: must not be negative", s.RootGiB))
 	}
+	errs = append(errs, s.validateFleet()...)
 	if err := errors.Join(errs...); err != nil {
 		return invalidSpec{err}
 	}
 	return nil
+}
+
+// validateFleet checks what places a host in a fleet: its index, the group it joins, the
+// host whose keys it shares.
+func (s HostSpec) validateFleet() []error {
+	var errs []error
+	if s.Index < 0 || s.Index >= MaxHosts {
+		errs = append(errs, fmt.Errorf("host index %d: want 0 to %d", s.Index, MaxHosts-1))
+	}
+	if s.SecurityGroupID != "" {
+		if !groupPattern.MatchString(s.SecurityGroupID) {
+			errs = append(errs, fmt.Errorf("security group %q: not a group id (sg- and 8 or 17 hex digits)", s.SecurityGroupID))
+		}
+		if s.SSHCIDR.IsValid() || s.HTTPCIDR.IsValid() {
+			errs = append(errs, fmt.Errorf("ssh or http cidr given with security group %s: the group's own rules decide who gets in", s.SecurityGroupID))
+		}
+	}
+	if k := s.KeyFrom; k != nil {
+		switch {
+		case k.RunID != s.Run.ID:
+			errs = append(errs, fmt.Errorf("keys of host %s: it belongs to run %s, not %s", k.InstanceID, k.RunID, s.Run.ID))
+		case k.keys == nil || k.KeyName == "":
+			errs = append(errs, fmt.Errorf("keys of host %d of run %s: its key pair was never imported", k.Index, k.RunID))
+		case k.Index == s.Index:
+			errs = append(errs, fmt.Errorf("keys of host %d of run %s: a host cannot share its own keys", k.Index, k.RunID))
+		}
+	}
+	return errs
+}
+
+// HostName is the name of host index of a run's fleet: the run's ResourceName for the first
+// host (index 0), "deploydrill-RUN-i" for host i. It is the instance's client token and Name
+// tag, and the key pair's name when the host imports its own.
+func HostName(run runtag.Run, index int) string {
+	if index == 0 {
+		return run.ResourceName()
+	}
+	return run.ResourceName() + "-" + strconv.Itoa(index)
 }
 
 // invalidSpec is what Validate found wrong, matching ErrInvalidSpec.
@@ -110,20 +166,25 @@ func (s HostSpec) withDefaults() (HostSpec, error) {
 // so teardown removes that and nothing else: a field is set only once AWS confirmed the
 // resource (KeyName only after ImportKeyPair succeeded, say).
 type Host struct {
-	RunID           string
-	InstanceID      string
+	RunID      string
+	Index      int // the host's place in its run's fleet (HostSpec.Index)
+	InstanceID string
+	// SecurityGroupID is the group the host is in: its own once CreateSecurityGroup succeeded,
+	// or the fleet's hosts group it was given (the run created that one too).
 	SecurityGroupID string
-	KeyName         string // set once ImportKeyPair succeeded
-	KeyPairID       string
-	VolumeIDs       []string // the root volume, once the instance runs
-	AMI             string
-	InstanceType    string
-	PublicIP        netip.Addr
-	SSHPort         int
-	User            string
-	HostKey         ssh.PublicKey // the pinned host key the instance presents
-	LaunchedAt      time.Time
-	BootDuration    time.Duration // RunInstances until running with a public IP
+	// KeyName is set once ImportKeyPair succeeded: the host's own key pair, or the one it
+	// shares with HostSpec.KeyFrom (imported by the same run).
+	KeyName      string
+	KeyPairID    string
+	VolumeIDs    []string // the root volume, once the instance runs
+	AMI          string
+	InstanceType string
+	PublicIP     netip.Addr
+	SSHPort      int
+	User         string
+	HostKey      ssh.PublicKey // the pinned host key the instance presents
+	LaunchedAt   time.Time
+	BootDuration time.Duration // RunInstances until running with a public IP
 
 	// Behind pointers so that printing a Host never prints key material or user-data.
 	keys *runKeys

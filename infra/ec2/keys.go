@@ -43,6 +43,24 @@ func newRunKeys(r io.Reader) (*runKeys, error) {
 	return &runKeys{client: client, host: host, hostPEM: string(pem.EncodeToMemory(block))}, nil
 }
 
+// sharedKeys are a further host's keys in a fleet: the run's client key (one key pair for the
+// run), and a host key of its own, so each host has its own identity to pin.
+func sharedKeys(r io.Reader, run *runKeys) (*runKeys, error) {
+	_, hostKey, err := ed25519.GenerateKey(r)
+	if err != nil {
+		return nil, fmt.Errorf("generate host key: %w", err)
+	}
+	host, err := ssh.NewSignerFromKey(hostKey)
+	if err != nil {
+		return nil, fmt.Errorf("host key: %w", err)
+	}
+	block, err := ssh.MarshalPrivateKey(hostKey, "deploydrill host key")
+	if err != nil {
+		return nil, fmt.Errorf("encode host key: %w", err)
+	}
+	return &runKeys{client: run.client, host: host, hostPEM: string(pem.EncodeToMemory(block))}, nil
+}
+
 // authorizedKey is a public key as one authorized_keys line without the newline.
 func authorizedKey(k ssh.PublicKey, comment string) string {
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) + " " + comment

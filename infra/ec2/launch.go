@@ -35,7 +35,7 @@ func (h *Hosts) LaunchHost(ctx context.Context, spec HostSpec) (*Host, error) {
 		return nil, err
 	}
 	l := &launch{h: h, spec: spec, began: time.Now(), host: &Host{
-		RunID: spec.Run.ID, InstanceType: spec.InstanceType, SSHPort: h.sshPort, User: spec.User,
+		RunID: spec.Run.ID, Index: spec.Index, InstanceType: spec.InstanceType, SSHPort: h.sshPort, User: spec.User,
 	}}
 	steps := []struct {
 		name string
@@ -72,7 +72,7 @@ func (l *launch) pickSubnet(ctx context.Context) (err error) {
 }
 
 func (l *launch) decideSSHSource(ctx context.Context) error {
-	if l.spec.SSHCIDR.IsValid() {
+	if l.spec.SSHCIDR.IsValid() || l.spec.SecurityGroupID != "" { // a given group's rules are its own
 		return nil
 	}
 	ip, err := l.h.detectIP(ctx)
@@ -85,7 +85,11 @@ func (l *launch) decideSSHSource(ctx context.Context) error {
 }
 
 func (l *launch) generateKeys(context.Context) (err error) {
-	l.host.keys, err = newRunKeys(l.h.rand)
+	if from := l.spec.KeyFrom; from != nil {
+		l.host.keys, err = sharedKeys(l.h.rand, from.keys)
+	} else {
+		l.host.keys, err = newRunKeys(l.h.rand)
+	}
 	if err == nil {
 		l.host.HostKey = l.host.keys.host.PublicKey()
 	}
@@ -93,6 +97,10 @@ func (l *launch) generateKeys(context.Context) (err error) {
 }
 
 func (l *launch) createSecurityGroup(ctx context.Context) error {
+	if id := l.spec.SecurityGroupID; id != "" {
+		l.host.SecurityGroupID = id
+		return nil
+	}
 	run := l.spec.Run
 	out, err := l.h.api.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
 		GroupName:         aws.String(run.ResourceName()),
@@ -125,21 +133,25 @@ func tcpFrom(port int32, from netip.Prefix, why string) types.IpPermission {
 }
 
 func (l *launch) importKeyPair(ctx context.Context) error {
-	run := l.spec.Run
+	if from := l.spec.KeyFrom; from != nil {
+		l.host.KeyName, l.host.KeyPairID = from.KeyName, from.KeyPairID
+		return nil
+	}
+	run, name := l.spec.Run, HostName(l.spec.Run, l.spec.Index)
 	out, err := l.h.api.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
-		KeyName:           aws.String(run.ResourceName()),
+		KeyName:           aws.String(name),
 		PublicKeyMaterial: []byte(authorizedKey(l.host.keys.client.PublicKey(), "deploydrill-"+run.ID)),
-		TagSpecifications: tagSpecs(run, types.ResourceTypeKeyPair),
+		TagSpecifications: tagSpecsNamed(run, name, types.ResourceTypeKeyPair),
 	})
 	if err != nil {
-		return fmt.Errorf("import key pair %s: %w", run.ResourceName(), err)
+		return fmt.Errorf("import key pair %s: %w", name, err)
 	}
-	l.host.KeyName, l.host.KeyPairID = run.ResourceName(), aws.ToString(out.KeyPairId)
+	l.host.KeyName, l.host.KeyPairID = name, aws.ToString(out.KeyPairId)
 	return nil
 }
 
 func (l *launch) runInstance(ctx context.Context) error {
-	run := l.spec.Run
+	run, name := l.spec.Run, HostName(l.spec.Run, l.spec.Index)
 	userData, err := UserData{
 		RunID: run.ID, User: l.spec.User, MaxLifetime: run.Lifetime,
 		AuthorizedKey:  authorizedKey(l.host.keys.client.PublicKey(), "deploydrill-"+run.ID),
@@ -153,7 +165,7 @@ func (l *launch) runInstance(ctx context.Context) error {
 		ImageId: aws.String(l.image.id), InstanceType: types.InstanceType(l.spec.InstanceType),
 		MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 		KeyName:     aws.String(l.host.KeyName),
-		ClientToken: aws.String(run.ResourceName()),
+		ClientToken: aws.String(name), // per host: a retry returns this host's instance, never another's
 		UserData:    aws.String(base64.StdEncoding.EncodeToString(userData)),
 		// An OS-level poweroff (the dead-man's switch) terminates rather than stops.
 		InstanceInitiatedShutdownBehavior: types.ShutdownBehaviorTerminate,
@@ -168,7 +180,7 @@ func (l *launch) runInstance(ctx context.Context) error {
 		BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String(l.image.rootDevice), Ebs: &types.EbsBlockDevice{
 			VolumeType: types.VolumeTypeGp3, VolumeSize: aws.Int32(l.spec.RootGiB), Encrypted: aws.Bool(true), DeleteOnTermination: aws.Bool(true),
 		}}},
-		TagSpecifications: tagSpecs(run, types.ResourceTypeInstance, types.ResourceTypeVolume, types.ResourceTypeNetworkInterface),
+		TagSpecifications: tagSpecsNamed(run, name, types.ResourceTypeInstance, types.ResourceTypeVolume, types.ResourceTypeNetworkInterface),
 	}
 	if burstable(l.spec.InstanceType) {
 		// "unlimited" (t3's default) can bill CPU credits after a busy boot; a drill never needs it.
@@ -229,8 +241,16 @@ func (l *launch) waitRunning(ctx context.Context) error {
 // tagSpecs tags resources of these types with the run's tags at creation, which is what IAM's
 // aws:RequestTag conditions check.
 func tagSpecs(run runtag.Run, kinds ...types.ResourceType) []types.TagSpecification {
+	return tagSpecsNamed(run, run.ResourceName(), kinds...)
+}
+
+// tagSpecsNamed is tagSpecs with name as the Name tag (a fleet's further hosts, its groups).
+func tagSpecsNamed(run runtag.Run, name string, kinds ...types.ResourceType) []types.TagSpecification {
 	var tags []types.Tag
 	for _, t := range run.Tags() {
+		if t.Key == runtag.KeyName {
+			t.Value = name
+		}
 		tags = append(tags, types.Tag{Key: aws.String(t.Key), Value: aws.String(t.Value)})
 	}
 	var specs []types.TagSpecification

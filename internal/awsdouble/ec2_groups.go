@@ -21,6 +21,7 @@ type Permission struct {
 	FromPort int
 	ToPort   int
 	CIDRs    []string
+	Groups   []string // source security groups (UserIdGroupPairs): their members may connect
 }
 
 func (d *Double) createSecurityGroup(f form) (ec2Answer, *apiError) {
@@ -96,8 +97,11 @@ func (d *Double) authorizeIngress(f form) (ec2Answer, *apiError) {
 				return nil, errorf("InvalidParameterValue", "CIDR block %s is malformed", c)
 			}
 		}
+		if perm.Groups, e = d.sourceGroups(p, g); e != nil {
+			return nil, e
+		}
 		for _, have := range g.ingress {
-			if have.Protocol == perm.Protocol && have.FromPort == perm.FromPort && have.ToPort == perm.ToPort && slices.Equal(have.CIDRs, perm.CIDRs) {
+			if have.Protocol == perm.Protocol && have.FromPort == perm.FromPort && have.ToPort == perm.ToPort && slices.Equal(have.CIDRs, perm.CIDRs) && slices.Equal(have.Groups, perm.Groups) {
 				return nil, errorf("InvalidPermission.Duplicate", "the specified rule \"peer: %v, %s, from port: %d, to port: %d, ALLOW\" already exists", perm.CIDRs, perm.Protocol, perm.FromPort, perm.ToPort)
 			}
 		}
@@ -111,11 +115,12 @@ func (d *Double) authorizeIngress(f form) (ec2Answer, *apiError) {
 }
 
 type xPermission struct {
-	Protocol string    `xml:"ipProtocol"`
-	FromPort int       `xml:"fromPort"`
-	ToPort   int       `xml:"toPort"`
-	Ranges   []xRange  `xml:"ipRanges>item"`
-	Ranges6  []xRange6 `xml:"ipv6Ranges>item"`
+	Protocol string       `xml:"ipProtocol"`
+	FromPort int          `xml:"fromPort"`
+	ToPort   int          `xml:"toPort"`
+	Ranges   []xRange     `xml:"ipRanges>item"`
+	Ranges6  []xRange6    `xml:"ipv6Ranges>item"`
+	Groups   []xGroupPair `xml:"groups>item"`
 }
 
 type xRange struct {
@@ -160,7 +165,7 @@ func (d *Double) describeSecurityGroups(f form) (ec2Answer, *apiError) {
 		}
 		x := xGroup{OwnerID: d.opts.AccountID, GroupID: g.id, GroupName: g.name, Description: g.desc, VpcID: g.vpcID, Tags: xTags(g.tags)}
 		for _, p := range g.ingress {
-			xp := xPermission{Protocol: p.Protocol, FromPort: p.FromPort, ToPort: p.ToPort}
+			xp := xPermission{Protocol: p.Protocol, FromPort: p.FromPort, ToPort: p.ToPort, Groups: d.xGroupPairs(p.Groups)}
 			for _, c := range p.CIDRs {
 				if strings.Contains(c, ":") {
 					xp.Ranges6 = append(xp.Ranges6, xRange6{c})
@@ -196,6 +201,9 @@ func (d *Double) deleteSecurityGroup(f form) (ec2Answer, *apiError) {
 	}
 	if g.name == "default" {
 		return nil, errorf("CannotDelete", "the specified group: \"%s\" name: \"default\" cannot be deleted by a user", g.id)
+	}
+	if e := d.referencedBy(g); e != nil {
+		return nil, e
 	}
 	for _, in := range d.instances {
 		if in.state != stateTerminated && slices.Contains(in.groups, g.id) {

@@ -542,6 +542,9 @@ func (d *Double) runCheck(ctx context.Context, c TargetCheck) error {
 
 // recordCheck counts one check's outcome. Callers hold d.mu.
 func (d *Double) recordCheck(g *targetGroup, t *target, err error) {
+	if errors.Is(err, ErrCheckSkipped) { // the data plane judges (SetTargetHealth)
+		return
+	}
 	if err == nil {
 		t.okRun, t.failRun = t.okRun+1, 0
 		if t.health != "healthy" && t.okRun >= g.healthy {

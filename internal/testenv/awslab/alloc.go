@@ -65,6 +65,33 @@ func (l *Lab) startLab(cfg lab.Config) (*lab.Instance, int, error) {
 	return nil, 0, fmt.Errorf("no free lab index from %d to %d", l.opts.FirstIndex, lab.MaxIndex)
 }
 
+// Load balancers' data planes are named after their own index ("awselb-12", netns
+// ddlab-awselb-12), from the same range of numbers but in lab.MaxBalancerIndex's space.
+const balancerPrefix = "awselb-"
+
+func balancerLabName(index int) string { return balancerPrefix + strconv.Itoa(index) }
+
+var balancerIndexes = struct {
+	sync.Mutex
+	used map[int]bool
+}{used: map[int]bool{}}
+
+func reserveBalancerIndex(i int) bool {
+	balancerIndexes.Lock()
+	defer balancerIndexes.Unlock()
+	if balancerIndexes.used[i] {
+		return false
+	}
+	balancerIndexes.used[i] = true
+	return true
+}
+
+func releaseBalancerIndex(i int) {
+	balancerIndexes.Lock()
+	defer balancerIndexes.Unlock()
+	delete(balancerIndexes.used, i)
+}
+
 var sweepOnce sync.Once
 
 // sweepStaleOnce removes, once per process, the lab instances killed runs left behind (their
@@ -81,6 +108,24 @@ func sweepStaleOnce(t testing.TB) {
 			}
 			sweepStale(t, name, i)
 			releaseIndex(i)
+		}
+		paths, _ = filepath.Glob("/run/netns/ddlab-" + balancerPrefix + "*")
+		for _, p := range paths {
+			name := strings.TrimPrefix(filepath.Base(p), "ddlab-")
+			i, err := strconv.Atoi(strings.TrimPrefix(name, balancerPrefix))
+			if err != nil || i > lab.MaxBalancerIndex || !reserveBalancerIndex(i) {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := lab.RemoveStale(ctx, name); err != nil {
+				if !strings.Contains(err.Error(), "in use") {
+					t.Logf("awslab: remove stale load balancer %s: %v", name, err)
+				}
+			} else {
+				t.Logf("awslab: removed load balancer data plane %s left by a killed run", name)
+			}
+			cancel()
+			releaseBalancerIndex(i)
 		}
 	})
 }

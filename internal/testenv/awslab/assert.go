@@ -11,7 +11,8 @@ import (
 
 // Leftovers lists what the runs left: instances not terminated, volumes, security groups (but
 // the default VPC's own), key pairs, ephemeral repositories (persistent ones hold the inventory
-// of verified images and stay), and lab instances still running or whose namespace remains.
+// of verified images and stay), the tool's load balancers, listeners and target groups, and lab
+// instances or load balancer data planes still running or whose namespace remains.
 // It first waits (up to a minute) for instances terminated just now to finish shutting down.
 func (l *Lab) Leftovers() []string {
 	var left []string
@@ -48,6 +49,15 @@ func (l *Lab) Leftovers() []string {
 			if repo.Tags[runtag.KeyEphemeral] == "true" {
 				left = append(left, "ephemeral "+item)
 			}
+		}
+	}
+	left = append(left, l.Double.ELBv2Leftovers(runtag.KeyCreatedBy, runtag.CreatedBy)...)
+	for _, b := range l.Balancers() {
+		if !b.Closed() {
+			left = append(left, "load balancer data plane "+b.Lab.Name()+" of "+b.Name+" still running")
+		}
+		if _, err := os.Stat(b.Lab.NetnsPath()); err == nil {
+			left = append(left, "network namespace "+b.Lab.NetnsPath())
 		}
 	}
 	for _, in := range l.Instances() {

@@ -4,7 +4,9 @@
 // for ECR's registry endpoint, reachable at the same 127.0.0.1:P from the Dagger engine (which
 // pushes), from every instance's dockerd (which pulls; docker treats loopback registries as
 // insecure) and from the host (for inspection). Pushes and ECR's API agree: what the engine
-// pushes is what DescribeImages lists, and a pull of a digest ECR no longer holds fails.
+// pushes is what DescribeImages lists, and a pull of a digest ECR no longer holds fails. Each
+// load balancer the double creates is served by HAProxy in a namespace of its own, at the DNS
+// name the double hands out, and the double's target health is HAProxy's (balancer.go).
 //
 // Traffic stays on this machine: loopback and the labs' own namespaces. It needs root; in CI
 // (CI=true) a missing component fails the test instead of skipping it.
@@ -89,6 +91,8 @@ type Lab struct {
 	mu        sync.Mutex
 	instances []*Instance // in launch order
 
+	balancers balancerSet // the load balancers' data planes (balancer.go)
+
 	logMu  sync.Mutex
 	closed bool // the test is ending: drop log lines from lingering goroutines
 }
@@ -131,6 +135,7 @@ func Start(t testing.TB, o Options) *Lab {
 	l.Double = awsdouble.New(dopts)
 	l.Double.OnRunInstances = l.boot
 	l.Double.AfterOp = l.afterOp
+	l.plugBalancers()
 	reg.attach(l.Double, dopts.AccountID)
 	t.Cleanup(l.close)
 	t.Logf("awslab: AWS double at %s, registry at %s (engine: %v)", l.Double.URL, reg.host(), engineNetns != "")
@@ -203,12 +208,13 @@ func (l *Lab) logf(format string, args ...any) {
 	}
 }
 
-// close is the lab's cleanup: instances (waiting for those already shutting down), registry,
-// double, in that order.
+// close is the lab's cleanup: load balancers' data planes, instances (waiting for those
+// already shutting down), registry, double, in that order.
 func (l *Lab) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var errs []error
+	errs = append(errs, l.closeBalancers(ctx))
 	for _, in := range l.Instances() {
 		if l.t.Failed() {
 			l.t.Logf("awslab: instance %s (%s) logs:\n%s", in.ID, in.Name, in.logs())
@@ -225,6 +231,18 @@ func (l *Lab) close() {
 	l.closed = true
 	l.logMu.Unlock()
 }
+
+// errorf fails the test from any goroutine, unless it has ended (a lingering hook).
+func (l *Lab) errorf(format string, args ...any) {
+	l.logMu.Lock()
+	defer l.logMu.Unlock()
+	if !l.closed {
+		l.t.Errorf("awslab: "+format, args...)
+	}
+}
+
+// isClosed reports a lab whose cleanup has begun: hooks still called by the double do nothing.
+func (l *Lab) isClosed() bool { return l.ctx.Err() != nil }
 
 func randomHex(n int) string {
 	b := make([]byte, n)

@@ -209,6 +209,7 @@ func (in *Instance) shutdown(ctx context.Context) error {
 	if in.refuse != nil {
 		in.refuse.Stop()
 	}
+	in.lab.unlinkInstance(ctx, in) // the load balancers' links, before the namespace goes
 	if err := in.allowSSH(ctx); err != nil {
 		in.lab.logf("instance %s: %v", in.ID, err)
 	}
@@ -251,7 +252,13 @@ func (in *Instance) logs() string {
 func (l *Lab) afterOp(op string, _ *http.Request) {
 	switch op {
 	case "ec2:RunInstances", "ec2:AuthorizeSecurityGroupIngress":
+		l.syncBalancers() // links a new instance to the load balancers
 		l.syncFirewalls()
+		return
+	case "elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:DeleteLoadBalancer",
+		"elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener":
+		l.syncBalancers()
+		l.syncFirewalls() // a load balancer joins or leaves its security groups
 		return
 	case "ec2:TerminateInstances", "ec2:DescribeInstances":
 	default:

@@ -16,6 +16,9 @@
 // ubuntu user on the real AMI. With Config.Sudo the user also gets passwordless sudo, as cloud-init
 // gives the AMI's default user: /etc/sudoers is a lab copy too (the host's is never written, and
 // its sudoers.d is not read), so a user without Sudo has none even where the host grants some.
+//
+// StartBalancer makes the other kind of lab: a load balancer's data plane, HAProxy in a
+// namespace of its own linked to the instances it serves (balancer.go).
 package lab
 
 import (

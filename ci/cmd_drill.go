@@ -464,23 +464,12 @@ func (r *drillRun) teardown(ctx context.Context) error {
 		r.log.Info("retention: "+td.Retention, "phase", "teardown")
 	}
 	if len(td.Left) > 0 {
-		r.log.Info("may be left: "+joinLeft(td.Left), "phase", "teardown")
+		r.log.Info("may be left: "+strings.Join(td.Left, "; "), "phase", "teardown")
 		if td.Sweep != "" {
 			r.log.Info("remove it with: "+td.Sweep, "phase", "teardown")
 		}
 	}
 	return err
-}
-
-func joinLeft(left []string) string {
-	s := ""
-	for i, l := range left {
-		if i > 0 {
-			s += "; "
-		}
-		s += l
-	}
-	return s
 }
 
 // report writes every report file, after teardown so it says what teardown did, and appends
@@ -515,9 +504,8 @@ func (r *drillRun) recordHistory(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read the drill history: %w", err)
 	}
-	rec := record(r.result, r.runID(), filepath.Join(r.opts.reportDir, report.JSONFile), 0)
+	rec := record(r.result, r.runID(), filepath.Join(r.opts.reportDir, report.JSONFile))
 	r.assessment = r.hist.assess(rec, previous)
-	rec.ExitStatus = 0
 	switch {
 	case errors.Is(context.Cause(ctx), errInterrupted):
 		rec.ExitStatus = 130

@@ -92,12 +92,13 @@ func (o *historyOptions) open(ctx context.Context, cacheDir string, a *awsOption
 	return store, nil
 }
 
-// record is the drill's entry in the history.
-func record(res *drill.Result, runID, reportPath string, exitStatus int) history.Record {
+// record is the drill's entry in the history; the caller sets its verdict (Passed, ExitStatus)
+// once the gates have been held against it.
+func record(res *drill.Result, runID, reportPath string) history.Record {
 	f := drill.ComputeFigures(res)
 	r := history.Record{
 		RunID: runID, At: res.Started, Target: res.Target, V: res.V.Tag, K: res.K.Tag, Fault: string(res.Config.Fault.Kind),
-		Probes: f.Probes, FailedProbes: f.Failed, Passed: exitStatus == 0, ExitStatus: exitStatus, Report: reportPath,
+		Probes: f.Probes, FailedProbes: f.Failed, Report: reportPath,
 	}
 	opt := func(d drill.NullDuration) *float64 {
 		if !d.Valid {

@@ -24,13 +24,22 @@ func newRunKeys(r io.Reader) (*runKeys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generate client key: %w", err)
 	}
-	_, hostKey, err := ed25519.GenerateKey(r)
-	if err != nil {
-		return nil, fmt.Errorf("generate host key: %w", err)
-	}
 	client, err := ssh.NewSignerFromKey(clientKey)
 	if err != nil {
 		return nil, fmt.Errorf("client key: %w", err)
+	}
+	return withHostKey(r, client)
+}
+
+// sharedKeys are a further host's keys in a fleet: the run's client key (one key pair for the
+// run), and a host key of its own, so each host has its own identity to pin.
+func sharedKeys(r io.Reader, run *runKeys) (*runKeys, error) { return withHostKey(r, run.client) }
+
+// withHostKey makes a new host key to go with the client key.
+func withHostKey(r io.Reader, client ssh.Signer) (*runKeys, error) {
+	_, hostKey, err := ed25519.GenerateKey(r)
+	if err != nil {
+		return nil, fmt.Errorf("generate host key: %w", err)
 	}
 	host, err := ssh.NewSignerFromKey(hostKey)
 	if err != nil {
@@ -41,24 +50,6 @@ func newRunKeys(r io.Reader) (*runKeys, error) {
 		return nil, fmt.Errorf("encode host key: %w", err)
 	}
 	return &runKeys{client: client, host: host, hostPEM: string(pem.EncodeToMemory(block))}, nil
-}
-
-// sharedKeys are a further host's keys in a fleet: the run's client key (one key pair for the
-// run), and a host key of its own, so each host has its own identity to pin.
-func sharedKeys(r io.Reader, run *runKeys) (*runKeys, error) {
-	_, hostKey, err := ed25519.GenerateKey(r)
-	if err != nil {
-		return nil, fmt.Errorf("generate host key: %w", err)
-	}
-	host, err := ssh.NewSignerFromKey(hostKey)
-	if err != nil {
-		return nil, fmt.Errorf("host key: %w", err)
-	}
-	block, err := ssh.MarshalPrivateKey(hostKey, "deploydrill host key")
-	if err != nil {
-		return nil, fmt.Errorf("encode host key: %w", err)
-	}
-	return &runKeys{client: run.client, host: host, hostPEM: string(pem.EncodeToMemory(block))}, nil
 }
 
 // authorizedKey is a public key as one authorized_keys line without the newline.

@@ -241,9 +241,9 @@ type xAttribute struct {
 func (d *Double) modifyTargetGroupAttributes(f form) (any, *apiError) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	g := d.elb.groups[f.get("TargetGroupArn")]
-	if g == nil {
-		return nil, tgNotFound("'" + f.get("TargetGroupArn") + "'")
+	g, e := d.groupOf(f)
+	if e != nil {
+		return nil, e
 	}
 	set := map[string]string{}
 	for _, a := range f.items("Attributes.member") {
@@ -326,9 +326,9 @@ func targetsOf(f form, g *targetGroup) ([]target, *apiError) {
 func (d *Double) registerTargets(f form) (any, *apiError) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	g := d.elb.groups[f.get("TargetGroupArn")]
-	if g == nil {
-		return nil, tgNotFound("'" + f.get("TargetGroupArn") + "'")
+	g, e := d.groupOf(f)
+	if e != nil {
+		return nil, e
 	}
 	ts, e := targetsOf(f, g)
 	if e != nil {
@@ -367,9 +367,9 @@ func (d *Double) registerTargets(f form) (any, *apiError) {
 func (d *Double) deregisterTargets(f form) (any, *apiError) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	g := d.elb.groups[f.get("TargetGroupArn")]
-	if g == nil {
-		return nil, tgNotFound("'" + f.get("TargetGroupArn") + "'")
+	g, e := d.groupOf(f)
+	if e != nil {
+		return nil, e
 	}
 	ts, e := targetsOf(f, g)
 	if e != nil {
@@ -436,9 +436,9 @@ func (d *Double) describeTargetHealth(f form) (any, *apiError) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.purgeLoadBalancers()
-	g := d.elb.groups[f.get("TargetGroupArn")]
-	if g == nil {
-		return nil, tgNotFound("'" + f.get("TargetGroupArn") + "'")
+	g, e := d.groupOf(f)
+	if e != nil {
+		return nil, e
 	}
 	asked, e := targetsOf(f, g)
 	if e != nil {
@@ -621,4 +621,13 @@ func codeMatcher(spec string) (func(int) bool, error) {
 	return func(code int) bool {
 		return slices.ContainsFunc(ranges, func(r [2]int) bool { return code >= r[0] && code <= r[1] })
 	}, nil
+}
+
+// groupOf is the target group the request names (caller holds d.mu).
+func (d *Double) groupOf(f form) (*targetGroup, *apiError) {
+	g := d.elb.groups[f.get("TargetGroupArn")]
+	if g == nil {
+		return nil, tgNotFound("'" + f.get("TargetGroupArn") + "'")
+	}
+	return g, nil
 }

@@ -9,10 +9,13 @@ import (
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/deploydrill/deploydrill/ci/drill"
 	"github.com/deploydrill/deploydrill/ci/target/aws"
 	"github.com/deploydrill/deploydrill/infra/awsconfig"
 	"github.com/deploydrill/deploydrill/infra/ec2"
+	"github.com/deploydrill/deploydrill/infra/elbv2"
 	"github.com/deploydrill/deploydrill/infra/runtag"
+	"github.com/deploydrill/deploydrill/infra/wait"
 )
 
 // awsOptions are the flags of --target aws.
@@ -28,6 +31,67 @@ type awsOptions struct {
 	ephemeralRepo    bool
 	runID            string
 	dockerReadyLimit time.Duration
+	fleet            fleetOptions
+}
+
+// fleetOptions are the flags of a fleet drill: --hosts N behind a load balancer.
+type fleetOptions struct {
+	hosts, faultHosts   int
+	rolling             bool
+	healthInterval      time.Duration
+	healthTimeout       time.Duration
+	healthyThreshold    int
+	unhealthyThreshold  int
+	deregistrationDelay time.Duration
+	poll                time.Duration
+}
+
+func (o *fleetOptions) register(f *flags) {
+	f.Int(&o.hosts, "hosts", "DRILL_HOSTS", 1, "aws: hosts behind an application load balancer (1: one host, no load balancer; README: Run a fleet drill)")
+	f.Int(&o.faultHosts, "fault-hosts", "DRILL_FAULT_HOSTS", 1, "fleet: how many hosts the fault hits (the first ones)")
+	f.Bool(&o.rolling, "rolling", "DRILL_ROLLING", true, "fleet: deploy and roll back one host at a time (deregister, drain, deploy, healthy); false: all at once")
+	f.Duration(&o.healthInterval, "health-interval", "DRILL_HEALTH_INTERVAL", elbv2.DefaultInterval, "fleet: the target group's health check interval (whole seconds, 5s to 300s)")
+	f.Duration(&o.healthTimeout, "health-timeout", "DRILL_HEALTH_TIMEOUT", elbv2.DefaultTimeout, "fleet: the health check's timeout, shorter than the interval")
+	f.Int(&o.healthyThreshold, "healthy-threshold", "DRILL_HEALTHY_THRESHOLD", elbv2.DefaultHealthyThreshold, "fleet: passed checks that put a host in rotation (2 to 10)")
+	f.Int(&o.unhealthyThreshold, "unhealthy-threshold", "DRILL_UNHEALTHY_THRESHOLD", elbv2.DefaultUnhealthyThreshold, "fleet: failed checks that take a host out of rotation (2 to 10)")
+	f.Duration(&o.deregistrationDelay, "deregistration-delay", "DRILL_DEREGISTRATION_DELAY", elbv2.DefaultDeregistrationDelay, "fleet: how long a leaving host drains (0s: none)")
+	f.Duration(&o.poll, "lb-poll", "DRILL_LB_POLL", 2*time.Second, "fleet: how often the load balancer's API is asked while waiting for it (active, in service, drained)")
+}
+
+// shape is the drill's view of the fleet (zero: one host).
+func (o fleetOptions) shape() drill.FleetShape {
+	if o.hosts <= 1 {
+		return drill.FleetShape{}
+	}
+	return drill.FleetShape{Hosts: o.hosts, FaultHosts: o.faultHosts, Rolling: o.rolling}
+}
+
+// target is the AWS target's fleet configuration.
+func (o fleetOptions) target() aws.Fleet {
+	if o.hosts <= 1 {
+		return aws.Fleet{}
+	}
+	delay := o.deregistrationDelay
+	if delay == 0 {
+		delay = elbv2.NoDraining
+	}
+	timing := elbv2.DefaultTiming() // its bounds, polled every --lb-poll: a rollout waits for no backoff
+	for _, p := range []*wait.Poll{&timing.Available, &timing.InService, &timing.Deregistered, &timing.Deleted, &timing.GroupDelete} {
+		p.Initial, p.Max = o.poll, o.poll
+	}
+	return aws.Fleet{Hosts: o.hosts, FaultHosts: o.faultHosts, Rolling: o.rolling, DeregistrationDelay: delay, Timing: timing,
+		Health: elbv2.HealthCheck{Interval: o.healthInterval, Timeout: o.healthTimeout,
+			HealthyThreshold: int32(o.healthyThreshold), UnhealthyThreshold: int32(o.unhealthyThreshold)}}
+}
+
+func (o fleetOptions) validate() error {
+	if o.hosts < 1 {
+		return usageError("--hosts %d: want at least 1", o.hosts)
+	}
+	if o.poll <= 0 {
+		return usageError("--lb-poll %s: must be positive", o.poll)
+	}
+	return nil
 }
 
 // registerAccount declares the options every AWS command shares: where, and which repository.
@@ -49,6 +113,7 @@ func (o *awsOptions) register(f *flags) {
 	f.Bool(&o.ephemeralRepo, "ephemeral-repo", "DRILL_EPHEMERAL_REPO", false, "aws: delete the repository at teardown when this run created it")
 	f.String(&o.runID, "run-id", "DRILL_RUN_ID", "", "aws: id tagged on every resource of this run, for sweep (default: time + random)")
 	f.Duration(&o.dockerReadyLimit, "docker-ready-timeout", "DRILL_DOCKER_READY_TIMEOUT", 10*time.Minute, "aws: how long cloud-init may take to install Docker")
+	o.fleet.register(f)
 }
 
 // load checks the region and credentials through the SDK's chain; it creates nothing.
@@ -92,7 +157,7 @@ func (o *awsOptions) environment(ctx context.Context, version string, log *slog.
 	}
 	t, err := aws.New(aws.Config{
 		AWS: cfg, Run: run, Host: spec, Repository: o.repository, Ephemeral: o.ephemeralRepo,
-		DockerReady: o.dockerReadyLimit, Log: log.With("phase", "aws"),
+		DockerReady: o.dockerReadyLimit, Log: log.With("phase", "aws"), Fleet: o.fleet.target(),
 	})
 	if errors.Is(err, aws.ErrInvalidInput) {
 		return nil, usageError("%v", err)

@@ -194,6 +194,13 @@ func (r *drillRun) validate(ctx context.Context) error {
 	if kind == drill.FaultBadDeploy && r.opts.cfg.RollbackTo != "" {
 		errs = append(errs, usageError("--rollback-to with --fault bad-deploy: the rollback goes to V, the known-good version the broken build replaced"))
 	}
+	if err := r.aws.fleet.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if r.opts.target != "aws" && r.aws.fleet.hosts > 1 {
+		errs = append(errs, usageError("--hosts %d: a fleet behind a load balancer needs --target aws", r.aws.fleet.hosts))
+	}
+	r.opts.cfg.Fleet = r.aws.fleet.shape()
 	cfg, err := r.opts.cfg.Normalize()
 	if err != nil {
 		errs = append(errs, usageError("%v", err))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/deploydrill/deploydrill/infra/ec2"
 	"github.com/deploydrill/deploydrill/infra/ecr"
+	"github.com/deploydrill/deploydrill/infra/elbv2"
 	"github.com/deploydrill/deploydrill/infra/runtag"
 	"github.com/deploydrill/deploydrill/infra/teardown"
 )
@@ -71,6 +72,7 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	plan := teardown.Plan{
 		Hosts:        ec2.NewFromConfig(cfg, ec2.Options{Log: log}),
 		Repositories: []*ecr.Repository{ecr.NewFromConfig(cfg, o.repository)},
+		Balancers:    elbv2.NewFromConfig(cfg, elbv2.Options{Log: log}), // a fleet's load balancer goes first
 		Log:          log,
 	}
 	res, err := plan.Sweep(ctx, sel, dryRun)

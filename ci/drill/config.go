@@ -54,6 +54,9 @@ type Config struct {
 	FailuresToRollback int
 	FailureWindow      int
 	FailureRatio       float64
+	// Fleet is how many hosts run behind a load balancer and how many of them the fault hits
+	// (a Target that is a Fleet); the zero FleetShape is one host.
+	Fleet FleetShape
 	// RollbackTo names K's tag explicitly (a unique prefix will do); empty picks the most recent
 	// verified image that is not V.
 	RollbackTo string
@@ -124,6 +127,12 @@ func (c Config) Normalize() (Config, error) {
 	}
 	if c.Fault.Kind == FaultSlow && c.Fault.Delay <= c.ProbeTimeout && (c.LatencySLO == 0 || c.Fault.Delay <= c.LatencySLO) {
 		errs = append(errs, fmt.Errorf("fault delay %v: a slow fault must exceed the probe timeout %v or the latency SLO to be seen", c.Fault.Delay, c.ProbeTimeout))
+	}
+	if c.Fleet.IsFleet() && (c.Fleet.FaultHosts < 1 || c.Fleet.FaultHosts > c.Fleet.Hosts) {
+		errs = append(errs, fmt.Errorf("fault hosts %d: want 1 to the fleet's %d hosts", c.Fleet.FaultHosts, c.Fleet.Hosts))
+	}
+	if c.Fleet.Hosts < 0 {
+		errs = append(errs, fmt.Errorf("hosts %d: want at least 1", c.Fleet.Hosts))
 	}
 	if c.FailureWindow < 0 || c.FailureRatio < 0 || c.FailureRatio > 1 {
 		errs = append(errs, fmt.Errorf("failure window %d, ratio %g: want a window of at least 1 probe and a ratio in (0, 1]", c.FailureWindow, c.FailureRatio))

@@ -50,7 +50,8 @@ type Figures struct {
 	TimeToDetect NullDuration
 	// TimeToRecover: RollbackAt to the first probe that found K healthy.
 	TimeToRecover NullDuration
-	// ObservedDowntime: the detecting failed probe to the first healthy probe of K after it.
+	// ObservedDowntime: the detecting failed probe to the first healthy probe of K after it (a
+	// fleet's: the first healthy probe of any version, the fleet serving again).
 	ObservedDowntime NullDuration
 	// FaultToHealthy: the fault (a broken build: going live) to the first healthy probe of K,
 	// the whole incident as a user would time it.
@@ -65,6 +66,8 @@ type Figures struct {
 	Failed  int // probes that were not healthy
 	// Users is what the users' load saw; nil when the drill ran without one.
 	Users *UserFigures
+	// Fleet is a fleet drill's; nil for a single host.
+	Fleet *FleetFigures
 }
 
 // UserFigures summarise the users' requests: how many, how many failed and how, per window,
@@ -150,7 +153,8 @@ func ComputeFigures(r *Result) Figures {
 	if detect >= 0 {
 		down := r.Samples[detect].Observed()
 		for _, s := range r.Samples[detect+1:] {
-			if healthyWith(s, r.K) {
+			// A single host serves again once K does; a fleet once any host answers healthy.
+			if healthyWith(s, r.K) || r.Fleet != nil && s.OK() {
 				f.ObservedDowntime = NullDuration{s.Observed().Sub(down), true}
 				break
 			}
@@ -183,6 +187,7 @@ func ComputeFigures(r *Result) Figures {
 	if r.Config.LoadRPS > 0 {
 		f.Users = userFigures(r.Requests)
 	}
+	f.Fleet = fleetFigures(r, f.Users)
 	for _, m := range r.Marks {
 		f.Phases = append(f.Phases, PhaseTime{m.Phase, m.Duration()})
 	}

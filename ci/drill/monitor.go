@@ -24,6 +24,7 @@ type monitor struct {
 	mu       sync.Mutex
 	phase    Phase
 	want     string
+	also     string // another version that counts as healthy in this phase (a fleet mid-rollback)
 	endpoint string
 	samples  []Sample
 	inflight *flight // the probe running now, nil between probes
@@ -47,8 +48,16 @@ func newMonitor(clock Clock, prober Prober, interval, timeout time.Duration) *mo
 func (m *monitor) switchTo(phase Phase, want string) time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.phase, m.want = phase, want
+	m.phase, m.want, m.also = phase, want, ""
 	return m.clock.Now()
+}
+
+// tolerate makes an answer from version healthy too until the next switch: a fleet's rolling
+// rollback serves V from the hosts not rolled back yet, and that is service, not a failure.
+func (m *monitor) tolerate(version string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.also = version
 }
 
 // currentEndpoint and currentPhase are what the users' load needs from the monitor.
@@ -99,7 +108,7 @@ func (m *monitor) loop(ctx context.Context) {
 			return
 		}
 		f := &flight{phase: m.phase, done: make(chan struct{})}
-		phase, want, endpoint, at := m.phase, m.want, m.endpoint, m.clock.Now()
+		phase, want, also, endpoint, at := m.phase, m.want, m.also, m.endpoint, m.clock.Now()
 		m.inflight = f
 		m.mu.Unlock()
 
@@ -107,6 +116,9 @@ func (m *monitor) loop(ctx context.Context) {
 		s := m.prober.Probe(pctx, endpoint, want)
 		cancel()
 		s.At = at // the drill's clock, the one that stamps the phase marks
+		if s.Outcome == probe.WrongVersion && also != "" && s.Version == also {
+			s.Outcome, s.Err = probe.OK, ""
+		}
 		if m.latencySLO > 0 && s.OK() && s.Latency > m.latencySLO {
 			s.Outcome, s.Err = probe.Slow, fmt.Sprintf("answered in %s, over the latency SLO %s", s.Latency.Round(time.Millisecond), m.latencySLO)
 		}

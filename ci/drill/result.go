@@ -111,8 +111,10 @@ type Result struct {
 	Expectations    []Expectation
 	Warnings        []string // problems that did not fail the drill (e.g. marking V verified)
 	Error           string   // what stopped the drill early; "" when it ran to the end
-	Teardown        Teardown // what the lifecycle's teardown did (RecordTeardown)
-	TeardownError   string
+	// Fleet is what the load balancer saw of a fleet drill's hosts; nil for a single host.
+	Fleet         *FleetResult
+	Teardown      Teardown // what the lifecycle's teardown did (RecordTeardown)
+	TeardownError string
 }
 
 // Teardown is what a run's teardown did: it runs after the drill (or after a stage before it

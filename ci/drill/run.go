@@ -39,6 +39,18 @@ func Run(ctx context.Context, cfg Config, deps Deps) (*Result, error) {
 			Rollback: cfg.Rollback.Choice, VerifiedV: cfg.Rollback.VerifiedV},
 	}
 	r.mon.latencySLO = cfg.LatencySLO
+	if cfg.Fleet.IsFleet() { // a single host's target may implement Fleet too: the config decides
+		fleet, ok := deps.Target.(Fleet)
+		if !ok {
+			return nil, fmt.Errorf("drill: a fleet of %d hosts, but the %s target is not a fleet", cfg.Fleet.Hosts, deps.Target.Name())
+		}
+		if info := fleet.Fleet(); len(info.Hosts) != cfg.Fleet.Hosts || len(info.Faulty) != cfg.Fleet.FaultHosts {
+			return nil, fmt.Errorf("drill: a fleet of %d hosts, %d faulty, but the %s target has %d, %d faulty",
+				cfg.Fleet.Hosts, cfg.Fleet.FaultHosts, deps.Target.Name(), len(info.Hosts), len(info.Faulty))
+		}
+		r.fleet = fleet
+		r.view = &balancerView{fleet: fleet, clock: deps.Clock, interval: cfg.Interval, timeout: cfg.ProbeTimeout, mon: r.mon}
+	}
 	r.res.Expectations = notRun(cfg)
 	runErr := r.drive(ctx)
 	if runErr != nil {
@@ -50,6 +62,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) (*Result, error) {
 	}
 	r.mon.finish(ctx)
 	r.res.Samples = r.mon.since(0)
+	if r.fleet != nil {
+		r.res.Fleet = &FleetResult{FleetInfo: r.fleet.Fleet(), Samples: r.view.finish()}
+	}
 	r.stopPreparing()
 	r.res.Ended = r.clock.Now()
 	r.res.Marks[len(r.res.Marks)-1].End = r.res.Ended
@@ -68,7 +83,9 @@ type run struct {
 
 	prepCancel context.CancelFunc
 	prepDone   chan error
-	users      *users // the users' load, while it runs
+	users      *users        // the users' load, while it runs
+	fleet      Fleet         // the target as a fleet; nil for one host
+	view       *balancerView // the load balancer's view of the fleet
 }
 
 func (r *run) drive(ctx context.Context) error {
@@ -90,7 +107,7 @@ func (r *run) drive(ctx context.Context) error {
 		return fmt.Errorf("deploy %s: %w", v.Tag, err)
 	}
 	r.mon.setEndpoint(r.deps.Target.Endpoint())
-	r.mon.start(ctx)
+	r.startWatching(ctx)
 	if err := r.awaitHealthy(ctx, v, r.res.Marks[0].Start); err != nil {
 		return err
 	}
@@ -133,11 +150,18 @@ func (r *run) drive(ctx context.Context) error {
 	}
 
 	r.enter(PhaseRollback, k.Version)
+	if r.fleet != nil && k.Version != v.Version {
+		r.mon.tolerate(v.Version) // the hosts not rolled back yet still serve V
+	}
 	r.mon.settle(ctx)
 	if ctx.Err() != nil {
 		return r.interrupted(ctx)
 	}
-	r.expectSymptoms()
+	if r.view != nil {
+		r.expectOutOfRotation()
+	} else {
+		r.expectSymptoms()
+	}
 	r.res.RollbackAt = r.clock.Now()
 	if err := r.removeFault(ctx, v); err != nil {
 		return err
@@ -162,25 +186,30 @@ func (r *run) drive(ctx context.Context) error {
 	return nil
 }
 
-// inject starts the outage: a stop, a broken build over V, or the target's own fault.
+// inject starts the outage: a stop, a broken build over V, or the target's own fault, on the
+// fault's target (a fleet's faulty hosts).
 func (r *run) inject(ctx context.Context, v Image) error {
+	t := r.faultTarget()
 	switch {
 	case r.cfg.Fault.Kind == FaultStop:
-		if err := r.deps.Target.Stop(ctx); err != nil {
+		if err := t.Stop(ctx); err != nil {
 			return fmt.Errorf("stop %s: %w", v.Tag, err)
 		}
 	case r.cfg.Fault.Kind == FaultBadDeploy:
 		b := r.cfg.Broken
-		if err := r.deps.Target.Stop(ctx); err != nil {
+		if err := t.Stop(ctx); err != nil {
 			return fmt.Errorf("bad-deploy: stop %s: %w", v.Tag, err)
 		}
-		if err := r.deps.Target.Deploy(ctx, b); err != nil {
+		if err := t.Deploy(ctx, b); err != nil {
 			return fmt.Errorf("bad-deploy: deploy %s: %w", b.Tag, err)
+		}
+		if r.view != nil { // behind a load balancer, B answers only until its health checks fail
+			return nil
 		}
 		r.mon.setEndpoint(r.deps.Target.Endpoint())
 		return r.awaitAnswer(ctx, b, r.clock.Now()) // the outage is B answering badly, not B still starting
 	default:
-		f, ok := r.deps.Target.(Faulter)
+		f, ok := t.(Faulter)
 		if !ok {
 			return fmt.Errorf("fault %s: the %s target cannot inject it", r.cfg.Fault.Kind, r.deps.Target.Name())
 		}
@@ -191,18 +220,19 @@ func (r *run) inject(ctx context.Context, v Image) error {
 	return nil
 }
 
-// removeFault takes the fault away before the rollback: whatever still runs (a frozen,
-// firewalled or crashing V, the broken build) is stopped with its fault still in place, so V
-// never answers again, then the target's own faults are cleared, so K starts on a clean host.
-// A graceful stop left nothing running.
+// removeFault takes the fault away before the rollback: whatever still runs where the fault
+// landed (a frozen, firewalled or crashing V, the broken build) is stopped with its fault still
+// in place, so V never answers again, then the target's own faults are cleared, so K starts on
+// a clean host. A graceful stop left nothing running.
 func (r *run) removeFault(ctx context.Context, v Image) error {
 	if r.cfg.Fault.Kind == FaultStop {
 		return nil
 	}
-	if err := r.deps.Target.Stop(ctx); err != nil {
+	t := r.faultTarget()
+	if err := t.Stop(ctx); err != nil {
 		return fmt.Errorf("rollback: stop what runs after %s: %w", r.cfg.Fault.Kind, err)
 	}
-	if f, ok := r.deps.Target.(Faulter); ok && r.spec.injected {
+	if f, ok := t.(Faulter); ok && r.spec.injected {
 		if err := f.Clear(ctx); err != nil {
 			return fmt.Errorf("rollback: clear %s: %w", r.cfg.Fault.Kind, err)
 		}
@@ -223,7 +253,7 @@ func (r *run) baseline(ctx context.Context, k Image) error {
 		return fmt.Errorf("baseline: deploy %s: %w", k.Tag, err)
 	}
 	r.mon.setEndpoint(r.deps.Target.Endpoint())
-	r.mon.start(ctx)
+	r.startWatching(ctx)
 	if err := r.awaitHealthy(ctx, k, r.res.Marks[0].Start); err != nil {
 		return err
 	}
@@ -252,4 +282,10 @@ func (r *run) enter(p Phase, want string) {
 	}
 	r.res.Marks = append(r.res.Marks, Mark{Phase: p, Start: now})
 	r.phase = p
+}
+
+// startWatching starts the probes and, for a fleet, the polls of the load balancer's view.
+func (r *run) startWatching(ctx context.Context) {
+	r.mon.start(ctx)
+	r.view.start(ctx)
 }

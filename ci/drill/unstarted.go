@@ -25,7 +25,10 @@ func notRun(cfg Config) []Expectation {
 		if e.phase == PhaseBaseline && !cfg.Rollback.Verify {
 			continue
 		}
-		if e.phase == PhaseOutage && cfg.Fault.Kind != "" && cfg.Fault.Kind != FaultStop {
+		switch {
+		case e.phase == PhaseOutage && cfg.Fleet.IsFleet():
+			e.name = "the load balancer takes the faulty hosts out of rotation"
+		case e.phase == PhaseOutage && cfg.Fault.Kind != "" && cfg.Fault.Kind != FaultStop:
 			e.name = fmt.Sprintf("the outage shows the %s fault's symptoms", cfg.Fault.Kind)
 		}
 		out = append(out, Expectation{Phase: e.phase, Name: e.name, Status: NotRun})

@@ -10,6 +10,12 @@ import (
 // watch consumes samples as they arrive until d has passed, or until stop returns true for one
 // (then it reports true). It returns an error only when ctx ends.
 func (r *run) watch(ctx context.Context, d time.Duration, stop func(Sample) bool) (bool, error) {
+	return r.watchUntil(ctx, d, stop, nil)
+}
+
+// watchUntil is watch that also ends once tripped reports true, checked whenever a probe or a
+// poll of the load balancer lands.
+func (r *run) watchUntil(ctx context.Context, d time.Duration, stop func(Sample) bool, tripped func() bool) (bool, error) {
 	timer := r.clock.After(d)
 	check := func() bool {
 		for _, s := range r.mon.since(r.seen) {
@@ -18,7 +24,7 @@ func (r *run) watch(ctx context.Context, d time.Duration, stop func(Sample) bool
 				return true
 			}
 		}
-		return false
+		return tripped != nil && tripped()
 	}
 	for {
 		if check() {
@@ -53,7 +59,7 @@ func (r *run) awaitHealthy(ctx context.Context, img Image, since time.Time) erro
 			return false
 		}
 		probes, last = probes+1, s
-		return s.OK()
+		return healthyWith(s, img) // in a fleet's rollback an answer from V is ok, not K healthy
 	})
 	if err != nil {
 		return err
@@ -75,7 +81,16 @@ func (r *run) awaitHealthy(ctx context.Context, img Image, since time.Time) erro
 func (r *run) outage(ctx context.Context) error {
 	detected := false
 	w := newWatchdog(r.cfg)
-	fired, err := r.watch(ctx, r.cfg.Windows.Outage, func(s Sample) bool {
+	var balancer string // what the load balancer's rule saw, when it tripped
+	tripped := func() bool {
+		if r.view == nil || !r.cfg.AutoRollback {
+			return false
+		}
+		why, ok := r.outOfRotation()
+		balancer = why
+		return ok
+	}
+	fired, err := r.watchUntil(ctx, r.cfg.Windows.Outage, func(s Sample) bool {
 		if s.Phase != PhaseStop && s.Phase != PhaseOutage {
 			return false
 		}
@@ -87,11 +102,13 @@ func (r *run) outage(ctx context.Context) error {
 			return false // the watchdog judges the service once the fault is in effect
 		}
 		return w.see(s.OK()) && r.cfg.AutoRollback
-	})
+	}, tripped)
 	if err != nil {
 		return err
 	}
-	if fired {
+	if fired && balancer != "" {
+		r.res.RollbackTrigger = balancer
+	} else if fired {
 		r.res.RollbackTrigger = "watchdog: " + w.reason()
 	} else {
 		r.res.RollbackTrigger = fmt.Sprintf("outage window of %v elapsed", r.cfg.Windows.Outage)

@@ -37,6 +37,14 @@ func optHuman(d drill.NullDuration) string {
 	return human(d.D)
 }
 
+// capacity is a fleet's fewest hosts in rotation (ff.MinCapacity, ff.RollbackMinCapacity): "2 of 3".
+func capacity(ff *drill.FleetFigures, fewest int) string {
+	if fewest < 0 {
+		return "not measured"
+	}
+	return fmt.Sprintf("%d of %d", fewest, ff.Hosts)
+}
+
 func percent(a drill.Availability) string {
 	if a.Probes == 0 {
 		return "-"

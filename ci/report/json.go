@@ -3,7 +3,6 @@ package report
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -32,6 +31,8 @@ const Schema = "deploydrill.report/v1"
 //	  "figures": {"time_to_detect_ms","time_to_recover_ms","observed_downtime_ms",
 //	              "probes","failed_probes","availability":[...],"latency_ms":{...}},
 //	  "samples": [{"at","offset_ms","phase","want","outcome","latency_ms","version","status","error"}],
+//	  "fleet": {"balancer","rolling","hosts":[],"faulty":[],     // a fleet only; figures.fleet too
+//	            "polls": [{"at","offset_ms","phase","healthy","states":[{"host","state","reason"}],"error"}]},
 //	  "warnings": [], "error": "", "teardown_error": "",
 //	  "teardown": {"steps":[{"name","took_ms","error"}],"retention","left":[],"sweep"},
 //	  "error_budget": "", "gates": [{"name","passed","message"}], "trend": ""
@@ -54,6 +55,7 @@ type Report struct {
 	Phases        []Phase       `json:"phases"`
 	Figures       Figures       `json:"figures"`
 	Samples       []Sample      `json:"samples"`
+	Fleet         *Fleet        `json:"fleet,omitempty"` // absent for a single host
 	Warnings      []string      `json:"warnings"`
 	Error         string        `json:"error"`
 	TeardownError string        `json:"teardown_error"`
@@ -145,7 +147,8 @@ type Figures struct {
 	FailedProbes       int            `json:"failed_probes"`
 	Availability       []Availability `json:"availability"`
 	LatencyMS          Latency        `json:"latency_ms"`
-	Users              *Users         `json:"users"` // null without --load
+	Users              *Users         `json:"users"`           // null without --load
+	Fleet              *FleetFigures  `json:"fleet,omitempty"` // absent for a single host
 }
 
 // Users is what the users' load saw: its requests, failures and latency.
@@ -156,6 +159,60 @@ type Users struct {
 	ErrorRate float64        `json:"error_rate"`
 	ByPhase   []Availability `json:"by_phase"`
 	LatencyMS Latency        `json:"latency_ms"`
+}
+
+// Fleet is a fleet drill's hosts and load balancer, and every poll of the load balancer's view.
+type Fleet struct {
+	Balancer string   `json:"balancer"`
+	Rolling  bool     `json:"rolling"`
+	Hosts    []string `json:"hosts"` // rollout order, the faulty first
+	Faulty   []string `json:"faulty"`
+	Polls    []Poll   `json:"polls"`
+}
+
+// Poll is one poll of the load balancer's view: every registered host's state.
+type Poll struct {
+	At       time.Time   `json:"at"`
+	OffsetMS float64     `json:"offset_ms"` // from started_at
+	Phase    string      `json:"phase"`
+	Healthy  int         `json:"healthy"` // hosts in rotation
+	States   []HostState `json:"states"`  // registered hosts, sorted by host
+	Error    string      `json:"error"`   // the poll failed: states is empty
+}
+
+// HostState is one host as the load balancer saw it.
+type HostState struct {
+	Host   string `json:"host"`
+	State  string `json:"state"` // healthy | initial | unhealthy | draining | unused | unavailable
+	Reason string `json:"reason"`
+}
+
+// FleetFigures are a fleet drill's measurements: the load balancer's and its users'.
+type FleetFigures struct {
+	Hosts               int           `json:"hosts"`
+	FaultyHosts         int           `json:"faulty_hosts"`
+	OutOfRotationMS     *float64      `json:"out_of_rotation_ms"`
+	MinCapacity         *int          `json:"min_capacity"`
+	RollbackMinCapacity *int          `json:"rollback_min_capacity"`
+	OutageUsers         *UserWindow   `json:"outage_users"`   // null without --load
+	RollbackUsers       *UserWindow   `json:"rollback_users"` // null without --load
+	PerHost             []HostFigures `json:"per_host"`
+}
+
+// UserWindow is what users' requests saw in one stretch of the drill.
+type UserWindow struct {
+	Requests  int     `json:"requests"`
+	Failed    int     `json:"failed"`
+	ErrorRate float64 `json:"error_rate"`
+}
+
+// HostFigures are one host's.
+type HostFigures struct {
+	Host             string   `json:"host"`
+	Faulty           bool     `json:"faulty"`
+	OutOfRotationMS  *float64 `json:"out_of_rotation_ms"`
+	BackInRotationMS *float64 `json:"back_in_rotation_ms"`
+	InRotation       float64  `json:"in_rotation"` // share of polls, 0 to 1
 }
 
 // Availability is the share of healthy probes in one phase.
@@ -256,45 +313,114 @@ func New(res *drill.Result, f drill.Figures, a Assessment) Report {
 			LatencyMS: millis(s.Latency), Version: s.Version, Status: s.Status, Error: s.Err,
 		})
 	}
+	r.Fleet = fleet(res)
+	r.Figures.Fleet = fleetFigures(f)
 	return r
 }
 
-// JSON renders report.json: indented, with one sample per line so that a long drill stays
-// readable and compact.
+func fleet(res *drill.Result) *Fleet {
+	fr := res.Fleet
+	if fr == nil {
+		return nil
+	}
+	out := &Fleet{Balancer: fr.Balancer, Rolling: fr.Rolling, Hosts: append([]string{}, fr.Hosts...), Faulty: append([]string{}, fr.Faulty...),
+		Polls: make([]Poll, 0, len(fr.Samples))}
+	for _, s := range fr.Samples {
+		p := Poll{At: s.At.UTC(), OffsetMS: millis(s.At.Sub(res.Started)), Phase: string(s.Phase), Healthy: s.Healthy(),
+			States: make([]HostState, 0, len(s.Hosts)), Error: s.Err}
+		for _, h := range s.Hosts {
+			p.States = append(p.States, HostState{h.Host, h.State, h.Reason})
+		}
+		out.Polls = append(out.Polls, p)
+	}
+	return out
+}
+
+func fleetFigures(f drill.Figures) *FleetFigures {
+	ff := f.Fleet
+	if ff == nil {
+		return nil
+	}
+	out := &FleetFigures{Hosts: ff.Hosts, FaultyHosts: ff.FaultyHosts, OutOfRotationMS: optMillis(ff.OutOfRotation), PerHost: []HostFigures{}}
+	if ff.MinCapacity >= 0 {
+		out.MinCapacity = &ff.MinCapacity
+	}
+	if ff.RollbackMinCapacity >= 0 {
+		out.RollbackMinCapacity = &ff.RollbackMinCapacity
+	}
+	if f.Users != nil {
+		out.OutageUsers = userWindow(ff.OutageRequests, ff.OutageFailed)
+		out.RollbackUsers = userWindow(ff.RollbackRequests, ff.RollbackFailed)
+	}
+	for _, h := range ff.PerHost {
+		out.PerHost = append(out.PerHost, HostFigures{Host: h.Host, Faulty: h.Faulty, OutOfRotationMS: optMillis(h.OutOfRotation),
+			BackInRotationMS: optMillis(h.BackInRotation), InRotation: round(h.InRotation, 6)})
+	}
+	return out
+}
+
+func userWindow(requests, failed int) *UserWindow {
+	w := &UserWindow{Requests: requests, Failed: failed}
+	if requests > 0 {
+		w.ErrorRate = round(float64(failed)/float64(requests), 6)
+	}
+	return w
+}
+
+// JSON renders report.json: indented, with one sample (and one poll of a fleet's load
+// balancer) per line so that a long drill stays readable and compact.
 func JSON(res *drill.Result, f drill.Figures, a Assessment) ([]byte, error) {
 	r := New(res, f, a)
 	samples := r.Samples
 	r.Samples = []Sample{}
-	head, err := json.MarshalIndent(r, "", "  ")
+	var polls []Poll
+	if r.Fleet != nil {
+		polls = r.Fleet.Polls
+		r.Fleet.Polls = []Poll{}
+	}
+	doc, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encode report: %w", err)
 	}
-	const key = "\n  \"samples\": []" // a top-level key; a string value cannot contain it unescaped
-	i := bytes.Index(head, []byte(key))
+	if doc, err = linePerElement(doc, "  ", "samples", samples); err != nil {
+		return nil, err
+	}
+	if r.Fleet != nil {
+		if doc, err = linePerElement(doc, "    ", "polls", polls); err != nil {
+			return nil, err
+		}
+	}
+	return append(doc, '\n'), nil
+}
+
+// linePerElement writes elems one per line into the indented document doc, in place of the
+// empty array under key at that indent.
+func linePerElement[T any](doc []byte, indent, key string, elems []T) ([]byte, error) {
+	empty := "\n" + indent + `"` + key + `": []` // a string value cannot contain it unescaped
+	i := bytes.Index(doc, []byte(empty))
 	if i < 0 {
-		return nil, errors.New("encode report: samples key not found")
+		return nil, fmt.Errorf("encode report: %s key not found", key)
 	}
 	var b bytes.Buffer
-	b.Grow(len(head) + 200*len(samples))
-	b.Write(head[:i])
-	b.WriteString("\n  \"samples\": [")
+	b.Grow(len(doc) + 200*len(elems))
+	b.Write(doc[:i])
+	b.WriteString(empty[:len(empty)-1])
 	enc := json.NewEncoder(&b)
-	for j, s := range samples {
+	for j, e := range elems {
 		if j > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("\n    ")
-		if err := enc.Encode(s); err != nil {
-			return nil, fmt.Errorf("encode sample %d: %w", j, err)
+		b.WriteString("\n" + indent + "  ")
+		if err := enc.Encode(e); err != nil {
+			return nil, fmt.Errorf("encode %s[%d]: %w", key, j, err)
 		}
 		b.Truncate(b.Len() - 1) // Encode's newline
 	}
-	if len(samples) > 0 {
-		b.WriteString("\n  ")
+	if len(elems) > 0 {
+		b.WriteString("\n" + indent)
 	}
 	b.WriteString("]")
-	b.Write(head[i+len(key):])
-	b.WriteByte('\n')
+	b.Write(doc[i+len(empty):])
 	return b.Bytes(), nil
 }
 

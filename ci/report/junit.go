@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/xml"
 	"fmt"
 	"strings"
@@ -122,10 +123,15 @@ type junitSkipped struct {
 
 func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
 
-// failureText lists the phase's failed probes (up to ten) under the message.
+// failureText lists the phase's failed probes (up to ten) under the message; a fleet's outage,
+// the load balancer's polls that broke it.
 func failureText(res *drill.Result, e drill.Expectation) string {
 	var b strings.Builder
 	b.WriteString(e.Message)
+	if res.Fleet != nil && e.Phase == drill.PhaseOutage {
+		strayPolls(&b, res)
+		return b.String()
+	}
 	var shown int
 	for _, s := range res.Samples {
 		broke := !s.OK() // what breaks an expectation: failures, or in the outage any answer
@@ -150,6 +156,43 @@ func failureText(res *drill.Result, e drill.Expectation) string {
 	return b.String()
 }
 
+// strayPolls lists (up to ten) the polls after the fault that broke a fleet's outage: one that
+// failed, or found a faulty host still in rotation or another host out of it.
+func strayPolls(b *strings.Builder, res *drill.Result) {
+	fl := res.Fleet
+	var shown int
+	for _, s := range fl.Samples {
+		if s.At.Before(res.FaultAt) || s.Phase != drill.PhaseStop && s.Phase != drill.PhaseOutage {
+			continue
+		}
+		broke := s.Err != ""
+		for _, h := range fl.Hosts {
+			broke = broke || s.State(h).InRotation() == fl.IsFaulty(h)
+		}
+		if !broke {
+			continue
+		}
+		if shown++; shown > 10 {
+			b.WriteString("\n...")
+			break
+		}
+		fmt.Fprintf(b, "\n+%s ", human(s.At.Sub(res.Started)))
+		if s.Err != "" {
+			fmt.Fprintf(b, "poll failed: %s", oneLine(s.Err))
+			continue
+		}
+		states := make([]string, len(fl.Hosts))
+		for i, h := range fl.Hosts {
+			st := s.State(h)
+			states[i] = h + " " + cmp.Or(st.State, "not registered")
+			if fl.IsFaulty(h) {
+				states[i] += " (faulted)"
+			}
+		}
+		fmt.Fprintf(b, "%d/%d in rotation: %s", s.Healthy(), len(fl.Hosts), strings.Join(states, ", "))
+	}
+}
+
 // summaryText is the figures as plain lines for <system-out>.
 func summaryText(res *drill.Result, f drill.Figures) string {
 	var b strings.Builder
@@ -160,6 +203,15 @@ func summaryText(res *drill.Result, f drill.Figures) string {
 		humanMS(f.Latency.P50), humanMS(f.Latency.P95), humanMS(f.Latency.P99), f.Latency.Count)
 	for _, a := range f.Availability {
 		fmt.Fprintf(&b, "%s: %d/%d healthy (%s)\n", a.Phase, a.Healthy, a.Probes, percent(a))
+	}
+	if fl, ff := res.Fleet, f.Fleet; fl != nil && ff != nil {
+		fmt.Fprintf(&b, "fleet: %d hosts behind %s, faulted %s; fault to out of rotation %s, min capacity %s",
+			ff.Hosts, fl.Balancer, strings.Join(fl.Faulty, ", "), optHuman(ff.OutOfRotation), capacity(ff, ff.MinCapacity))
+		if f.Users != nil {
+			fmt.Fprintf(&b, "; users' requests failed: %d of %d in the outage, %d of %d in the rollback (goal 0)",
+				ff.OutageFailed, ff.OutageRequests, ff.RollbackFailed, ff.RollbackRequests)
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

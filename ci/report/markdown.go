@@ -81,6 +81,7 @@ func Markdown(res *drill.Result, f drill.Figures, a Assessment) []byte {
 	if a.Trend != "" {
 		fmt.Fprintf(&b, "%s\n\n", md(a.Trend))
 	}
+	writeFleet(&b, res, f)
 	if len(a.Gates) > 0 {
 		b.WriteString("| | Gate | Verdict |\n|---|---|---|\n")
 		for _, g := range a.Gates {
@@ -113,6 +114,90 @@ func Markdown(res *drill.Result, f drill.Figures, a Assessment) []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+// writeFleet is a fleet's section: its shape, what the load balancer did with the faulty hosts,
+// what users saw meanwhile, and each host.
+func writeFleet(b *bytes.Buffer, res *drill.Result, f drill.Figures) {
+	fl, ff := res.Fleet, f.Fleet
+	if fl == nil || ff == nil {
+		return
+	}
+	deploys := "all-at-once deploys (every host at once)"
+	if fl.Rolling {
+		deploys = "rolling deploys (one host at a time: deregister, drain, deploy, healthy)"
+	}
+	fmt.Fprintf(b, "**Fleet:** %d hosts behind `%s`, %s. Faulted: %s.\n\n", len(fl.Hosts), md(fl.Balancer), deploys, hostList(fl.Faulty))
+
+	faulted := "the faulted host (fault → out of rotation)"
+	if ff.FaultyHosts != 1 {
+		faulted = fmt.Sprintf("the %d faulted hosts (fault → the last out of rotation)", ff.FaultyHosts)
+	}
+	outage, rollback := "not measured (no --load)", "not measured (no --load)"
+	if f.Users != nil {
+		outage = fmt.Sprintf("%s (%d of %d requests failed)", rate(ff.OutageFailed, ff.OutageRequests), ff.OutageFailed, ff.OutageRequests)
+		icon := "✅"
+		if ff.RollbackFailed > 0 {
+			icon = "❌"
+		}
+		rollback = fmt.Sprintf("%s %d of %d", icon, ff.RollbackFailed, ff.RollbackRequests)
+	}
+	b.WriteString("| Figure | Value |\n|---|---|\n")
+	fmt.Fprintf(b, "| Load balancer stopped routing to %s | %s |\n", faulted, optHuman(ff.OutOfRotation))
+	fmt.Fprintf(b, "| Capacity during the outage (fewest hosts in rotation) | %s |\n", capacity(ff, ff.MinCapacity))
+	fmt.Fprintf(b, "| Capacity during the rollback | %s |\n", capacity(ff, ff.RollbackMinCapacity))
+	fmt.Fprintf(b, "| Users' error rate during the outage | %s |\n", outage)
+	fmt.Fprintf(b, "| Users' failed requests during the rollback (goal 0) | %s |\n", rollback)
+
+	_, live := res.Mark(drill.PhaseLive)
+	b.WriteString("\n| Host | Faulted | Out of rotation after the fault | Back in rotation after the rollback started | In rotation from the live window on |\n|---|---|---:|---:|---:|\n")
+	for _, h := range ff.PerHost {
+		hit, out := "no", "stayed in" // as a host the fault did not hit should
+		if h.Faulty {
+			hit, out = "yes", "❌ never"
+		}
+		switch {
+		case h.OutOfRotation.Valid && !h.Faulty:
+			out = "❌ " + human(h.OutOfRotation.D)
+		case h.OutOfRotation.Valid:
+			out = human(h.OutOfRotation.D)
+		case res.FaultAt.IsZero() || ff.MinCapacity < 0: // no fault, or no poll of the outage
+			out = "not measured"
+		}
+		back := "not seen"
+		switch {
+		case h.BackInRotation.Valid:
+			back = human(h.BackInRotation.D)
+		case res.RollbackAt.IsZero():
+			back = "not measured"
+		}
+		share := "-"
+		if live {
+			share = fmt.Sprintf("%.1f%%", 100*h.InRotation)
+		}
+		fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s |\n", md(h.Host), hit, out, back, share)
+	}
+	b.WriteString("\n")
+}
+
+// hostList is hosts as code, comma-separated.
+func hostList(hosts []string) string {
+	if len(hosts) == 0 {
+		return "none"
+	}
+	out := make([]string, len(hosts))
+	for i, h := range hosts {
+		out[i] = "`" + md(h) + "`"
+	}
+	return strings.Join(out, ", ")
+}
+
+// rate is failed of n as a percentage, "-" of none.
+func rate(failed, n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f%%", 100*float64(failed)/float64(n))
 }
 
 func statusIcon(s drill.Status) string {

@@ -100,7 +100,6 @@ func (s FleetSpec) withDefaults() FleetSpec {
 // Validate checks the spec's shape, defaults applied, without calling AWS (whether the subnets
 // are in two zones is AWS's to say). Its errors wrap ErrInvalidSpec.
 func (s FleetSpec) Validate() error {
-	s = s.withDefaults()
 	var errs []error
 	if err := s.Run.Validate(); err != nil {
 		errs = append(errs, err)
@@ -111,6 +110,26 @@ func (s FleetSpec) Validate() error {
 	if len(s.SecurityGroupIDs) == 0 {
 		errs = append(errs, errors.New("no security group for the load balancer: the VPC's default group would not let clients in"))
 	}
+	errs = append(errs, s.checkSettings()...)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+	}
+	return nil
+}
+
+// CheckSettings checks the ports, health check and deregistration delay alone, defaults
+// applied: what a caller can check before the run, the subnets and groups not known yet. Its
+// errors wrap ErrInvalidSpec.
+func (s FleetSpec) CheckSettings() error {
+	if err := errors.Join(s.checkSettings()...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+	}
+	return nil
+}
+
+func (s FleetSpec) checkSettings() []error {
+	s = s.withDefaults()
+	var errs []error
 	for _, p := range []struct {
 		name string
 		port int32
@@ -142,10 +161,7 @@ func (s FleetSpec) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %d: want 2 to 10", t.name, t.n))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
-	}
-	return nil
+	return errs
 }
 
 // Name is the run's load balancer and target group name: Elastic Load Balancing allows 32

@@ -69,6 +69,9 @@ func (j *job) addLedger() {
 	for _, h := range j.sel.hosts() {
 		j.addHost(h)
 	}
+	for _, r := range j.sel.Groups.Resources() {
+		j.add(Resource{Kind: r.Kind, ID: r.ID, RunID: r.RunID})
+	}
 }
 
 func (j *job) addHost(h *ec2.Host) {

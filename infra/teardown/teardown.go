@@ -90,6 +90,8 @@ type Selection struct {
 	Ledger *ec2.Host
 	// Fleet are the ledgers of a fleet's further hosts, like Ledger.
 	Fleet []*ec2.Host
+	// Groups is what the run's CreateFleetGroups recorded (the zero value for none).
+	Groups ec2.FleetGroups
 	// Balancer is what the run's CreateFleetBalancer recorded (nil for none, and for a sweep).
 	// Removing it needs a plan with Balancers.
 	Balancer *elbv2.Balancer

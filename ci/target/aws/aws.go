@@ -22,7 +22,7 @@ import (
 	"github.com/deploydrill/deploydrill/infra/awsconfig"
 	"github.com/deploydrill/deploydrill/infra/ec2"
 	"github.com/deploydrill/deploydrill/infra/ecr"
-	"github.com/deploydrill/deploydrill/infra/remote"
+	"github.com/deploydrill/deploydrill/infra/elbv2"
 	"github.com/deploydrill/deploydrill/infra/runtag"
 	"github.com/deploydrill/deploydrill/infra/ssm"
 	"github.com/deploydrill/deploydrill/infra/wait"
@@ -62,6 +62,20 @@ type Config struct {
 	// DetectIP overrides the runner's public-IP lookup (nil: the default HTTPS lookup).
 	DetectIP ec2.IPDetector
 	Timing   ec2.Timing // zero: ec2.DefaultTiming()
+	// Fleet, with Hosts > 1, runs the app on that many hosts behind a load balancer.
+	Fleet Fleet
+}
+
+// Fleet is a fleet's shape and its load balancer's settings (fleet.go).
+type Fleet struct {
+	Hosts      int  // 0 or 1: a single host, no load balancer
+	FaultHosts int  // the first this many hosts are the ones the fault hits; default 1
+	Rolling    bool // deploy one host at a time (deregister, drain, deploy, healthy), else all at once
+	// Health is the target group's health check; DeregistrationDelay how long a host drains
+	// (elbv2.NoDraining for none). Zero values take infra/elbv2's defaults.
+	Health              elbv2.HealthCheck
+	DeregistrationDelay time.Duration
+	Timing              elbv2.Timing // zero: elbv2.DefaultTiming()
 }
 
 func (c Config) withDefaults() Config {
@@ -102,6 +116,9 @@ func (c Config) withDefaults() Config {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
 	c.Host.Run = c.Run
+	if c.Fleet.Hosts > 1 && c.Fleet.FaultHosts == 0 {
+		c.Fleet.FaultHosts = 1
+	}
 	return c
 }
 
@@ -137,6 +154,9 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("%s %s: must not be negative", d.name, d.d))
 		}
 	}
+	if err := c.Fleet.validate(c); err != nil {
+		errs = append(errs, err)
+	}
 	if c.DelayQueue < 0 || c.DelayQueue > 65535 {
 		errs = append(errs, fmt.Errorf("delay queue %d: not a netfilter queue number (0-65535)", c.DelayQueue))
 	}
@@ -146,30 +166,33 @@ func (c Config) validate() error {
 	return nil
 }
 
-// Target is one run's host and registry.
+// Target is one run's hosts and registry: one host, or a fleet behind a load balancer
+// (Config.Fleet, fleet.go).
 type Target struct {
-	cfg   Config
-	log   *slog.Logger
-	hosts *ec2.Hosts
-	repo  *ecr.Repository
+	cfg       Config
+	log       *slog.Logger
+	hosts     *ec2.Hosts
+	repo      *ecr.Repository
+	balancers *elbv2.Balancers
+	nodes     nodes // one per host, in rollout order: the faulty first
 
-	mu       sync.Mutex
-	ensured  ecr.Ensured
-	auth     ecr.Auth
-	host     *ec2.Host // the ledger: what LaunchHost created, even when it failed
-	runner   *remote.Runner
-	deployed []string     // tags deployed, in order: V, then K
-	fault    *drill.Fault // injected and not cleared yet (fault.go)
-	torn     bool
+	mu      sync.Mutex
+	ensured ecr.Ensured
+	auth    ecr.Auth
+	groups  ec2.FleetGroups // a fleet's security groups: the ledger of CreateFleetGroups
+	lb      *elbv2.Balancer // a fleet's load balancer: the ledger of CreateFleetBalancer
+	inLB    map[*node]bool  // hosts registered with the load balancer
+	torn    bool
 }
 
 var (
 	_ environment.Environment = (*Target)(nil)
 	_ environment.Secret      = ecr.Secret{}
+	_ drill.Fleet             = (*Target)(nil)
 )
 
-// New checks every input (region, run, host spec, repository name) without calling AWS and
-// wires the clients; nothing is created until Registry and Provision. Its errors wrap
+// New checks every input (region, run, host spec, repository name, fleet) without calling AWS
+// and wires the clients; nothing is created until Registry and Provision. Its errors wrap
 // ErrInvalidInput.
 func New(cfg Config) (*Target, error) {
 	cfg = cfg.withDefaults()
@@ -177,14 +200,20 @@ func New(cfg Config) (*Target, error) {
 		return nil, err
 	}
 	log := cfg.Log.With("phase", "aws")
-	return &Target{
+	t := &Target{
 		cfg: cfg,
 		log: log,
 		hosts: ec2.NewFromConfig(cfg.AWS, ec2.Options{
 			AMIs: ssm.NewFromConfig(cfg.AWS), DetectIP: cfg.DetectIP, Timing: cfg.Timing, SSHPort: cfg.SSHPort, Log: log,
 		}),
-		repo: ecr.NewFromConfig(cfg.AWS, cfg.Repository),
-	}, nil
+		repo:      ecr.NewFromConfig(cfg.AWS, cfg.Repository),
+		balancers: elbv2.NewFromConfig(cfg.AWS, elbv2.Options{Timing: cfg.Fleet.Timing, Log: log}),
+		inLB:      map[*node]bool{},
+	}
+	for range max(1, cfg.Fleet.Hosts) {
+		t.nodes = append(t.nodes, &node{cfg: &t.cfg, log: log})
+	}
+	return t, nil
 }
 
 func (t *Target) Name() string { return "aws" }
@@ -213,8 +242,9 @@ func (t *Target) Registry(ctx context.Context) (environment.Destination, error) 
 // Inventory is the repository as the drill's inventory.
 func (t *Target) Inventory() drill.Inventory { return inventory{t.repo} }
 
-// Provision boots the host, waits once for SSH with the pinned key, then until Docker answers
-// the remote user, and logs Docker into the registry (the password on stdin).
+// Provision boots the host (a fleet: its groups, hosts and load balancer, fleet.go), waits
+// once for SSH with the pinned key, then until Docker answers the remote user, and logs Docker
+// into the registry (the password on stdin).
 func (t *Target) Provision(ctx context.Context) error {
 	t.mu.Lock()
 	auth := t.auth
@@ -222,143 +252,71 @@ func (t *Target) Provision(ctx context.Context) error {
 	if auth.Password.IsZero() {
 		return errors.New("provision: no registry credential for docker login (Registry did not run)")
 	}
+	if t.isFleet() {
+		return t.provisionFleet(ctx, auth)
+	}
+	n := t.nodes[0]
 	host, err := t.hosts.LaunchHost(ctx, t.cfg.Host)
-	t.mu.Lock()
-	t.host = host // partial on failure: teardown removes what exists
-	t.mu.Unlock()
+	n.mu.Lock()
+	n.host = host // partial on failure: teardown removes what exists
+	n.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	runner, err := remote.Dial(ctx, remote.Config{
-		Addr: host.SSHAddr(), User: host.User, Signer: host.Signer(), HostKey: host.HostKey,
-		RetryFor: t.cfg.SSHReady, Logger: t.log,
-	})
-	if err != nil {
-		return fmt.Errorf("provision %s: %w", host, err)
-	}
-	t.log.Info("ssh ready", "host", host.String(), "after_running", time.Since(start))
-	runner, err = t.awaitDocker(ctx, host, runner)
-	if err != nil {
-		return fmt.Errorf("provision %s: %w", host, err)
-	}
-	t.mu.Lock()
-	t.runner = runner
-	t.mu.Unlock()
-	if _, err := runner.Run(ctx, remote.Login(auth.Host, auth.User), remote.WithSecretStdin(auth.Password.Reveal()), remote.WithTimeout(t.cfg.CommandTimeout)); err != nil {
-		return fmt.Errorf("docker login on the host: %w", err)
-	}
-	return nil
+	return n.connect(ctx, auth)
 }
 
-// awaitDocker polls `docker version` until the daemon answers the remote user. A failed attempt
-// ends its connection and the next logs in anew with one dial (no retry loop of its own): the
-// user joins the docker group while cloud-init runs, and a login made before that never gets
-// the group. A host key mismatch or a refused key ends the wait at once.
-func (t *Target) awaitDocker(ctx context.Context, host *ec2.Host, first *remote.Runner) (*remote.Runner, error) {
-	r, connected := first, true
-	err := t.cfg.DockerPoll.Run(ctx, "docker on "+host.String(), func(ctx context.Context) (bool, error) {
-		if !connected {
-			next, err := r.Reconnect(ctx)
-			if err != nil {
-				return !remote.Retryable(err), err
-			}
-			r, connected = next, true
-		}
-		if _, err := r.Run(ctx, remote.ServerVersion(), remote.WithTimeout(t.cfg.CommandTimeout)); err != nil {
-			r.Close()
-			connected = false
-			return false, err
-		}
-		return true, nil
-	})
-	if err != nil {
-		r.Close()
-		return nil, err
-	}
-	t.log.Info("docker ready", "host", host.String())
-	return r, nil
-}
-
-// Endpoint is the host's public address on the app's port.
+// Endpoint is where probes and users go: the host's public address on the app's port, or a
+// fleet's load balancer.
 func (t *Target) Endpoint() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.host == nil || !t.host.PublicIP.IsValid() {
+	if t.isFleet() {
+		return t.balancerEndpoint()
+	}
+	n := t.nodes[0]
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.host == nil || !n.host.PublicIP.IsValid() {
 		return ""
 	}
-	return "http://" + netip.AddrPortFrom(t.host.PublicIP, uint16(t.cfg.HTTPPort)).String()
+	return "http://" + netip.AddrPortFrom(n.host.PublicIP, uint16(t.cfg.HTTPPort)).String()
 }
 
-func (t *Target) remote() (*remote.Runner, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.runner == nil {
-		return nil, errors.New("the host is not up")
-	}
-	return t.runner, nil
-}
-
-// Prepare pre-pulls img, so the rollback needs no network.
+// Prepare pre-pulls img on every host, so the rollback needs no network.
 func (t *Target) Prepare(ctx context.Context, img drill.Image) error {
-	_, err := t.pull(ctx, img)
-	return err
+	return t.nodes.each(ctx, func(ctx context.Context, n *node) error {
+		_, err := n.pull(ctx, img)
+		return err
+	})
 }
 
-// pull fetches img unless the host has it already; it reports whether it pulled.
-func (t *Target) pull(ctx context.Context, img drill.Image) (bool, error) {
-	r, err := t.remote()
-	if err != nil {
-		return false, err
-	}
-	ref, err := remote.ParseImageRef(img.Ref)
-	if err != nil {
-		return false, err
-	}
-	if _, err := r.Run(ctx, remote.ImagePresent(ref), remote.WithTimeout(t.cfg.CommandTimeout)); err == nil {
-		return false, nil
-	}
-	if _, err := r.Run(ctx, remote.Pull(ref), remote.WithTimeout(t.cfg.PullTimeout)); err != nil {
-		return false, fmt.Errorf("pull %s on the host: %w", img.Tag, err)
-	}
-	return true, nil
-}
-
-// Deploy replaces whatever container runs with a new one of img (pulled first if needed).
+// Deploy replaces whatever runs with img: on the host, or across a fleet (rolling, fleet.go).
 func (t *Target) Deploy(ctx context.Context, img drill.Image) error {
-	pulled, err := t.pull(ctx, img)
-	if err != nil {
-		return err
+	if t.isFleet() {
+		return t.rollOut(ctx, img)
 	}
-	if !pulled {
-		t.log.Info("image already on the host: no pull", "tag", img.Tag)
-	}
-	r, err := t.remote()
-	if err != nil {
-		return err
-	}
-	ref, _ := remote.ParseImageRef(img.Ref)
-	c := remote.Container{
-		Name: ContainerName, Image: ref, HostPort: t.cfg.HTTPPort, ContainerPort: 5000,
-		Labels: map[string]string{"deploydrill.run-id": t.cfg.Run.ID, "deploydrill.version": img.Version},
-	}
-	if _, err := r.Run(ctx, remote.Replace(c), remote.WithTimeout(t.cfg.CommandTimeout)); err != nil {
-		return fmt.Errorf("run %s on the host: %w", img.Tag, err)
-	}
-	t.mu.Lock()
-	t.deployed = append(t.deployed, img.Tag)
-	t.mu.Unlock()
-	return nil
+	return t.nodes[0].deploy(ctx, img)
 }
 
-// Stop stops the app's container: its process is gone when docker stop returns.
-func (t *Target) Stop(ctx context.Context) error {
-	r, err := t.remote()
-	if err != nil {
-		return err
-	}
-	if _, err := r.Run(ctx, remote.Stop(ContainerName, t.cfg.StopGrace), remote.WithTimeout(t.cfg.StopGrace+t.cfg.CommandTimeout)); err != nil {
-		return fmt.Errorf("stop the app on the host: %w", err)
-	}
-	return nil
+// Stop stops the app on every host: its processes are gone when docker stop returns.
+func (t *Target) Stop(ctx context.Context) error { return t.all().Stop(ctx) }
+
+func (t *Target) all() hostSet { return hostSet{t: t, nodes: t.nodes} }
+
+// hostSet is some of the run's hosts acting in place and at once: the whole run for Stop and
+// Inject, a fleet's faulty hosts for the fault (drill.Fleet's Faulty).
+type hostSet struct {
+	t     *Target
+	nodes nodes
+}
+
+func (s hostSet) Name() string     { return s.t.Name() }
+func (s hostSet) Endpoint() string { return s.t.Endpoint() }
+
+// Deploy replaces what runs on each host with img, in place: no draining (a bad deploy lands).
+func (s hostSet) Deploy(ctx context.Context, img drill.Image) error {
+	return s.nodes.each(ctx, func(ctx context.Context, n *node) error { return n.deploy(ctx, img) })
+}
+
+func (s hostSet) Stop(ctx context.Context) error {
+	return s.nodes.each(ctx, func(ctx context.Context, n *node) error { return n.stop(ctx) })
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/deploydrill/deploydrill/ci/environment"
+	"github.com/deploydrill/deploydrill/infra/ec2"
 	"github.com/deploydrill/deploydrill/infra/ecr"
 	"github.com/deploydrill/deploydrill/infra/runtag"
 	"github.com/deploydrill/deploydrill/infra/teardown"
@@ -27,24 +28,44 @@ func (t *Target) Teardown(ctx context.Context, keep retention.Policy) (environme
 		t.mu.Unlock()
 		return environment.Teardown{}, nil
 	}
-	injected := t.fault != nil && t.runner != nil
 	t.mu.Unlock()
 	log := t.cfg.Log.With("phase", "teardown")
 	// A fault the drill did not clear (interrupted, or its Clear failed) is cleared while SSH is
 	// still up, before the host goes: a host that outlives a failed termination is left clean.
 	var cleared []teardown.StepResult
-	if injected {
-		cleared = teardown.RunSteps(ctx, log, []teardown.Step{{Name: "clear fault", Run: t.Clear}})
+	var injected nodes
+	for _, n := range t.nodes {
+		n.mu.Lock()
+		if n.fault != nil && n.runner != nil {
+			injected = append(injected, n)
+		}
+		n.mu.Unlock()
+	}
+	if len(injected) > 0 {
+		clear := hostSet{t: t, nodes: injected}.Clear
+		cleared = teardown.RunSteps(ctx, log, []teardown.Step{{Name: "clear fault", Run: clear}})
+	}
+	var ledgers []*ec2.Host
+	for _, n := range t.nodes {
+		n.mu.Lock()
+		if n.runner != nil {
+			n.runner.Close()
+			n.runner = nil
+		}
+		ledgers = append(ledgers, n.host)
+		n.mu.Unlock()
 	}
 	t.mu.Lock()
-	runner, host, ensured := t.runner, t.host, t.ensured
-	t.runner = nil
+	ensured, groups, lb := t.ensured, t.groups, t.lb
 	t.mu.Unlock()
-	if runner != nil {
-		runner.Close()
-	}
+	host := ledgers[0]
+	sel := teardown.ForRun(t.cfg.Run.ID, host)
+	sel.Fleet, sel.Groups, sel.Balancer = ledgers[1:], groups, lb
 	plan := teardown.Plan{Hosts: t.hosts, Repositories: []*ecr.Repository{t.repo}, Log: log}
-	res := plan.Remove(ctx, teardown.ForRun(t.cfg.Run.ID, host), false)
+	if t.isFleet() {
+		plan.Balancers = t.balancers
+	}
+	res := plan.Remove(ctx, sel, false)
 
 	// The run's own ephemeral repository is deleted by the steps, not retained.
 	ephemeral := (ensured.Created && ensured.Ephemeral) || slices.ContainsFunc(res.Found, isRepository)
@@ -72,8 +93,10 @@ func (t *Target) Teardown(ctx context.Context, keep retention.Policy) (environme
 	if res.Steps[0].Err != nil {
 		td.Left = append(td.Left, fmt.Sprintf("anything else tagged %s=%s (finding the run's resources failed)", runtag.KeyRunID, t.cfg.Run.ID))
 	}
-	if host.Unresolved() {
-		td.Left = append(td.Left, fmt.Sprintf("an instance RunInstances may have launched (client token %s; its answer was lost)", t.cfg.Run.ResourceName()))
+	for _, h := range ledgers {
+		if h.Unresolved() {
+			td.Left = append(td.Left, fmt.Sprintf("an instance RunInstances may have launched (client token %s; its answer was lost)", ec2.HostName(t.cfg.Run, h.Index)))
+		}
 	}
 	// A repository the run created but the steps never saw is only in doubt when finding failed:
 	// found and not removed is in Remaining, not found means gone (a stalled delete may still

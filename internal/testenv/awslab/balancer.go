@@ -120,11 +120,13 @@ func (s *balancerSet) list() []*Balancer {
 // Balancers lists the load balancers' data planes, those whose load balancer is gone included.
 func (l *Lab) Balancers() []*Balancer { return l.balancers.list() }
 
-// BalancerAt is the data plane serving a load balancer's DNS name (nil for none).
+// BalancerAt is the data plane serving a load balancer's DNS name (nil for none): the newest
+// at that address, since a deleted load balancer's address is handed out again.
 func (l *Lab) BalancerAt(dnsName string) *Balancer {
-	for _, b := range l.balancers.list() {
-		if b.Addr == dnsName {
-			return b
+	all := l.balancers.list()
+	for i := len(all) - 1; i >= 0; i-- {
+		if all[i].Addr == dnsName {
+			return all[i]
 		}
 	}
 	return nil

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/deploydrill/deploydrill/ci/report"
+	"github.com/deploydrill/deploydrill/internal/awsdouble"
+	"github.com/deploydrill/deploydrill/internal/testenv/awslab"
+)
+
+// labSecond is one second of a target group's settings in the lab: the double and HAProxy run
+// a 5 s health check every second, so a drill's figures come out at a fifth of AWS's.
+const labSecond = 200 * time.Millisecond
+
+// fleetArgs are a 3-host fleet drill's flags in the lab: the users' load, the load balancer's
+// default health check (5 s × 2 failures: out of rotation after 2 s here) and a 5 s drain.
+var fleetArgs = []string{"--hosts", "3", "--fault-hosts", "1", "--auto-rollback", "--load", "20",
+	"--deregistration-delay", "5s", "--lb-poll", "100ms", "--outage", "10s"}
+
+func startFleetLab(t *testing.T) *awslab.Lab {
+	t.Helper()
+	awslab.RequireBalancers(t)
+	return startAWSLab(t, awslab.Options{Double: awsdouble.Options{ELBv2: awsdouble.ELBv2Options{Second: labSecond}}})
+}
+
+// haproxyWatch records every server's status changes from HAProxy's own stats socket: the
+// ground truth of when the load balancer stopped routing to a host.
+type haproxyWatch struct {
+	mu      sync.Mutex
+	changes map[string][]statusChange // by instance id, in order
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+type statusChange struct {
+	at     time.Time
+	status string // UP, DOWN, DRAIN, MAINT...
+}
+
+func watchHAProxy(t *testing.T, l *awslab.Lab) *haproxyWatch {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute) // bounded: a drill takes about a minute
+	w := &haproxyWatch{changes: map[string][]statusChange{}, stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for _, b := range l.Balancers() {
+				if b.Closed() {
+					continue
+				}
+				servers, err := b.Servers(ctx)
+				if err != nil {
+					continue
+				}
+				now := time.Now()
+				w.mu.Lock()
+				for _, s := range servers {
+					seen := w.changes[s.InstanceID]
+					if len(seen) == 0 || seen[len(seen)-1].status != s.Status {
+						w.changes[s.InstanceID] = append(seen, statusChange{now, s.Status})
+					}
+				}
+				w.mu.Unlock()
+			}
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	t.Cleanup(w.finish)
+	return w
+}
+
+func (w *haproxyWatch) finish() {
+	w.stop()
+	<-w.done
+}
+
+// firstDown is when HAProxy first had host DOWN at or after from.
+func (w *haproxyWatch) firstDown(host string, from time.Time) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range w.changes[host] {
+		if c.status == "DOWN" && !c.at.Before(from) {
+			return c.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// TestAWSFleetDrill drills a fleet of 3 hosts behind the lab's load balancer (HAProxy) with
+// the users' load on: a first drill (graceful stop of one host) leaves V verified; the second
+// kills one host, the load balancer takes it out of rotation while the other two serve, and
+// the rolling rollback to the first drill's version replaces all three, one at a time with
+// draining, without failing a single user request; a third deploys and rolls back all at once
+// (--rolling=false), which does cost capacity. HAProxy's stats are the ground truth of when
+// it stopped routing to the killed host; nothing is left afterwards.
+func TestAWSFleetDrill(t *testing.T) {
+	l := startFleetLab(t)
+
+	first := newAWSDrill(t, l, "fa", append([]string{"--fault", "stop"}, fleetArgs...)...)
+	if _, stderr, err := first.run(t); err != nil {
+		t.Fatalf("first fleet drill: %v\n%s", err, stderr)
+	}
+	checkFleetDrill(t, first.report(t), 1)
+	l.AssertNothingLeft(t)
+
+	w := watchHAProxy(t, l)
+	second := newAWSDrill(t, l, "fb", append([]string{"--fault", "kill"}, fleetArgs...)...)
+	_, stderr, err := second.run(t)
+	w.finish()
+	if err != nil {
+		t.Fatalf("second fleet drill: %v\n%s", err, stderr)
+	}
+	r := second.report(t)
+	if r.K == nil || r.K.Version != first.version {
+		t.Fatalf("K %+v, want the first drill's %s", r.K, first.version)
+	}
+	ff := checkFleetDrill(t, r, 3)
+	if ff.RollbackUsers == nil || ff.RollbackUsers.Requests == 0 || ff.RollbackUsers.Failed != 0 {
+		t.Errorf("users during the rolling rollback: %+v, want requests and none failed (draining)", ff.RollbackUsers)
+	}
+	if c := ff.RollbackMinCapacity; c == nil || *c != 2 {
+		t.Errorf("capacity during the rolling rollback %v, want 2 of 3 (one host replaced at a time)", c)
+	}
+
+	// Ground truth: HAProxy marked the killed host DOWN when the drill says the load balancer
+	// stopped routing to it (the double reads HAProxy every 50 ms, the drill polls every 250 ms),
+	// and never the other two while the fault lasted.
+	faulty := r.Fleet.Faulty[0]
+	down, ok := w.firstDown(faulty, *r.FaultAt)
+	if !ok {
+		t.Fatalf("HAProxy never marked %s DOWN after the fault", faulty)
+	}
+	truth := float64(down.Sub(*r.FaultAt).Milliseconds())
+	t.Logf("fault to out of rotation: the drill saw %.0f ms, HAProxy's own stats %.0f ms (interval %s × unhealthy threshold 2 = %s)",
+		*ff.OutOfRotationMS, truth, 5*labSecond, 10*labSecond)
+	if d := *ff.OutOfRotationMS - truth; d < -50 || d > 500 {
+		t.Errorf("the drill saw the host out of rotation %.0f ms after HAProxy did, want within 0 to 500 ms", d)
+	}
+	rollbackAt := phaseStart(r, "rollback")
+	for _, host := range r.Fleet.Hosts[1:] {
+		if at, ok := w.firstDown(host, *r.FaultAt); ok && at.Before(rollbackAt) {
+			t.Errorf("HAProxy marked %s DOWN %s after the fault: the fault spread", host, at.Sub(*r.FaultAt))
+		}
+	}
+	l.AssertNothingLeft(t)
+
+	third := newAWSDrill(t, l, "fc", append([]string{"--fault", "hang", "--rolling=false"}, fleetArgs...)...)
+	if _, stderr, err := third.run(t); err != nil {
+		t.Fatalf("all-at-once fleet drill: %v\n%s", err, stderr)
+	}
+	r = third.report(t)
+	ff = checkFleetDrill(t, r, 3)
+	if r.Fleet.Rolling || ff.RollbackMinCapacity == nil || *ff.RollbackMinCapacity != 0 {
+		t.Errorf("all at once: rolling %v, capacity during the rollback %v, want every host out together", r.Fleet.Rolling, ff.RollbackMinCapacity)
+	}
+	l.AssertNothingLeft(t)
+}
+
+// checkFleetDrill checks what every fleet drill must show and returns its fleet figures: it
+// passed through the load balancer, the faulty host left the rotation within the health check's
+// interval × unhealthy threshold (plus a poll and a check's timeout), the other two stayed, and
+// rolledBack hosts rejoined after the rollback.
+func checkFleetDrill(t *testing.T, r report.Report, rolledBack int) report.FleetFigures {
+	t.Helper()
+	if !r.Passed || r.Fleet == nil || r.Figures.Fleet == nil {
+		t.Fatalf("passed %v, fleet %v: %+v (error %q)", r.Passed, r.Fleet != nil, r.Expectations, r.Error)
+	}
+	ff := *r.Figures.Fleet
+	if len(r.Fleet.Hosts) != 3 || len(r.Fleet.Faulty) != 1 || ff.Hosts != 3 || ff.FaultyHosts != 1 {
+		t.Errorf("fleet %+v, figures %+v: want 3 hosts, 1 faulty", r.Fleet, ff)
+	}
+	for _, e := range r.Expectations {
+		if e.Phase == "outage" && e.Name != "the load balancer takes the faulty hosts out of rotation" {
+			t.Errorf("outage expectation %q", e.Name)
+		}
+	}
+	bound := float64((10*labSecond + 5*labSecond + 500*time.Millisecond).Milliseconds())
+	if ff.OutOfRotationMS == nil || *ff.OutOfRotationMS < float64((5*labSecond).Milliseconds()) || *ff.OutOfRotationMS > bound {
+		t.Errorf("fault to out of rotation %s ms, want between one health check interval and %.0f ms", optMS(ff.OutOfRotationMS), bound)
+	}
+	if ff.MinCapacity == nil || *ff.MinCapacity != 2 {
+		t.Errorf("capacity during the outage %v, want 2 of 3", ff.MinCapacity)
+	}
+	if ff.OutageUsers == nil || ff.OutageUsers.Requests == 0 {
+		t.Errorf("users during the outage: %+v, want requests", ff.OutageUsers)
+	}
+	back := 0
+	for _, h := range ff.PerHost {
+		if h.BackInRotationMS != nil {
+			back++
+		}
+	}
+	if back != rolledBack {
+		t.Errorf("%d hosts back in rotation after the rollback, want %d: %+v", back, rolledBack, ff.PerHost)
+	}
+	return ff
+}
+
+// phaseStart is when phase started (zero when it did not run).
+func phaseStart(r report.Report, phase string) time.Time {
+	for _, p := range r.Phases {
+		if p.Phase == phase {
+			return p.Start
+		}
+	}
+	return time.Time{}
+}
+
+// SIGKILL once the fleet's load balancer serves (the live window): nothing tears down, and
+// `sweep --run-id` finds the listener, the load balancer, its target group, the hosts, both
+// security groups and the key pair by their tags and removes them in dependency order; the
+// load balancer's data plane goes with it.
+func TestAWSFleetKilledThenSwept(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "drill")
+	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	l := startFleetLab(t)
+	d := newAWSDrill(t, l, "flk", append(slices.Clone(fleetArgs), "--live", "60s")...)
+	p := startDrillProcess(t, exe, l, d, " live ")
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.wait(t)
+	left := strings.Join(l.Leftovers(), "\n")
+	for _, want := range []string{"listener", "load balancer", "target group", "instance"} {
+		if !strings.Contains(left, want) {
+			t.Fatalf("the killed fleet left no %s: the sweep below proves less than it should\n%s", want, left)
+		}
+	}
+
+	l.Setenv(t)
+	var out, errs strings.Builder
+	if err := dispatch(t.Context(), []string{"sweep", "--run-id", d.runID}, &out, &errs); err != nil {
+		t.Fatalf("sweep: %v\n%s", err, errs.String())
+	}
+	t.Logf("sweep removed:\n%s", out.String())
+	var kinds []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		kinds = append(kinds, strings.Fields(strings.TrimPrefix(line, "removed "))[0])
+	}
+	if order := slices.Compact(kinds); !slices.Equal(order[:3], []string{"listener", "load", "target"}) {
+		t.Errorf("sweep removed %v: want the listener, then the load balancer, then the target group first", order)
+	}
+	for _, b := range l.Balancers() {
+		if !b.Closed() {
+			t.Errorf("the load balancer %s's data plane outlived the sweep", b.Name)
+		}
+	}
+	l.AssertNothingLeft(t)
+}
+
+func optMS(ms *float64) string {
+	if ms == nil {
+		return "unmeasured"
+	}
+	return strconv.FormatFloat(*ms, 'f', 0, 64)
+}

@@ -88,6 +88,9 @@ func (o fleetOptions) validate() error {
 	if o.hosts < 1 {
 		return usageError("--hosts %d: want at least 1", o.hosts)
 	}
+	if o.hosts == 1 && o.faultHosts != 1 {
+		return usageError("--fault-hosts %d: a single host is all the fault can hit; a fleet needs --hosts N", o.faultHosts)
+	}
 	if o.poll <= 0 {
 		return usageError("--lb-poll %s: must be positive", o.poll)
 	}

@@ -25,7 +25,7 @@ import (
 // `go test ./...` runs at the same time.
 const awsLabIndex = 40
 
-func startAWSLab(t *testing.T, o awslab.Options) *awslab.Lab {
+func startAWSLab(t testing.TB, o awslab.Options) *awslab.Lab {
 	t.Helper()
 	testenv.Dagger(t) // fails in CI, skips elsewhere, when there is no engine
 	o.FirstIndex = awsLabIndex

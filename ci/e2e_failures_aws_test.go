@@ -187,6 +187,11 @@ func TestAWSDrillRefusesBadInputBeforeCreatingAnything(t *testing.T) {
 		{"a CIDR with host bits", []string{"--ssh-cidr", "10.0.0.1/8"}, "ssh-cidr"},
 		{"a malformed run id", []string{"--run-id", "Bad Run!"}, "run"},
 		{"an unknown region despite the endpoint override", []string{"--region", "eu-wset-1"}, "did you mean"},
+		{"a fleet faulting more hosts than it has", []string{"--hosts", "3", "--fault-hosts", "4"}, "fault hosts 4"},
+		{"a fleet in one subnet", []string{"--hosts", "2", "--subnet", "subnet-0123456789abcdef0"}, "two or more zones"},
+		{"a health check interval of a fraction of a second", []string{"--hosts", "2", "--health-interval", "7500ms"}, "health check interval"},
+		{"a health check threshold out of range", []string{"--hosts", "2", "--unhealthy-threshold", "1"}, "unhealthy threshold"},
+		{"no hosts at all", []string{"--hosts", "0"}, "--hosts 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/deploydrill/deploydrill/ci/report"
+	"github.com/deploydrill/deploydrill/infra/iam"
 	"github.com/deploydrill/deploydrill/internal/awsdouble"
 	"github.com/deploydrill/deploydrill/internal/testenv/awslab"
 )
@@ -26,7 +27,7 @@ const labSecond = 200 * time.Millisecond
 var fleetArgs = []string{"--hosts", "3", "--fault-hosts", "1", "--auto-rollback", "--load", "20",
 	"--deregistration-delay", "5s", "--lb-poll", "100ms", "--outage", "10s"}
 
-func startFleetLab(t *testing.T) *awslab.Lab {
+func startFleetLab(t testing.TB) *awslab.Lab {
 	t.Helper()
 	awslab.RequireBalancers(t)
 	return startAWSLab(t, awslab.Options{Double: awsdouble.Options{ELBv2: awsdouble.ELBv2Options{Second: labSecond}}})
@@ -168,6 +169,11 @@ func TestAWSFleetDrill(t *testing.T) {
 		t.Errorf("all at once: rolling %v, capacity during the rollback %v, want every host out together", r.Fleet.Rolling, ff.RollbackMinCapacity)
 	}
 	l.AssertNothingLeft(t)
+
+	// The role `go run ./ci iam` renders allows every call the fleet drills made.
+	if err := iam.Refuses(l.Double.Operations()); err != nil {
+		t.Errorf("the fleet drills' calls: %v", err)
+	}
 }
 
 // checkFleetDrill checks what every fleet drill must show and returns its fleet figures: it

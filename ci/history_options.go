@@ -110,6 +110,12 @@ func record(res *drill.Result, runID, reportPath string) history.Record {
 	if u := f.Users; u != nil {
 		r.Requests, r.FailedRequests, r.ErrorRate = history.Int(u.Requests), history.Int(u.Failed), history.Float(u.ErrorRate())
 	}
+	if ff := f.Fleet; ff != nil {
+		r.Hosts, r.OutOfRotationMS = ff.Hosts, opt(ff.OutOfRotation)
+		if f.Users != nil {
+			r.RollbackFailedRequests = history.Int(ff.RollbackFailed)
+		}
+	}
 	for _, a := range f.Availability {
 		if a.Probes == 0 {
 			continue

@@ -119,14 +119,8 @@ func (v *balancerView) start(ctx context.Context) {
 
 func (v *balancerView) loop(ctx context.Context) {
 	defer close(v.done)
-	for next := v.clock.Now(); ; {
-		if wait := next.Sub(v.clock.Now()); wait > 0 {
-			select {
-			case <-v.clock.After(wait):
-			case <-ctx.Done():
-				return
-			}
-		}
+	g := newGrid(v.clock, v.interval)
+	for g.wait(ctx) {
 		at, phase := v.clock.Now(), v.mon.currentPhase()
 		pctx, cancel := context.WithTimeout(ctx, v.timeout)
 		hosts, err := v.fleet.TargetHealth(pctx)
@@ -146,10 +140,7 @@ func (v *balancerView) loop(ctx context.Context) {
 		case v.mon.notify <- struct{}{}:
 		default:
 		}
-		next = next.Add(v.interval)
-		if now := v.clock.Now(); now.Sub(next) >= v.interval {
-			next = now
-		}
+		g.advance()
 	}
 }
 

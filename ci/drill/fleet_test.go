@@ -920,3 +920,34 @@ func TestFleetDrillWithFaultyHostsDetectedInDifferentPolls(t *testing.T) {
 		})
 	}
 }
+
+// Failed probes through a load balancer that still has healthy hosts are the fault's blast
+// radius: even a watchdog that trips on one failed probe leaves the rollback to the load
+// balancer's rule, so the drill measures how long the load balancer takes. With every host
+// faulted the probes judge again (the service is down), whichever rule trips first.
+func TestFleetProbesJudgeOnlyWhenEveryHostIsFaulted(t *testing.T) {
+	for _, tt := range []struct {
+		hosts, faulty int
+		trigger       string
+	}{
+		{3, 1, "load balancer: i-1 unhealthy"},
+		{2, 2, "watchdog: 1 consecutive failed probes"},
+	} {
+		t.Run(fmt.Sprintf("%d of %d faulted", tt.faulty, tt.hosts), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newFleetHarness(tt.hosts, tt.faulty)
+				h.cfg.AutoRollback, h.cfg.FailuresToRollback = true, 1
+				res, err := h.run(t.Context())
+				if err != nil {
+					t.Fatalf("run: %v", err)
+				}
+				if !strings.HasPrefix(res.RollbackTrigger, tt.trigger) {
+					t.Errorf("rollback trigger %q, want %q", res.RollbackTrigger, tt.trigger)
+				}
+				if e := expectationByPhase(res, drill.PhaseOutage); tt.faulty < tt.hosts && e.Status != drill.Passed {
+					t.Errorf("outage %s: %s", e.Status, e.Message)
+				}
+			})
+		})
+	}
+}

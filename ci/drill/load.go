@@ -50,7 +50,7 @@ func (r *run) startUsers(ctx context.Context) {
 	go func() {
 		defer close(u.done)
 		r.deps.Load.Run(ctx, u.mon.currentEndpoint, r.clock.Now, func(req UserRequest) {
-			phase := u.mon.currentPhase()
+			phase := u.mon.currentPhase() // corrected by stopUsers for a request older than it
 			u.mu.Lock()
 			defer u.mu.Unlock()
 			u.samples = append(u.samples, RequestSample{Phase: phase, UserRequest: req})
@@ -69,5 +69,23 @@ func (r *run) stopUsers() []RequestSample {
 	r.users = nil
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	// A request belongs to the phase it started in: one that hung through the outage and timed
+	// out after the rollback began is the outage's failure, not the rollback's.
+	for i, req := range u.samples {
+		if m, ok := r.res.Mark(req.Phase); ok && req.At.Before(m.Start) {
+			u.samples[i].Phase = r.phaseAt(req.At)
+		}
+	}
 	return u.samples
+}
+
+// phaseAt is the phase that ran at t: the last one that started at or before t.
+func (r *run) phaseAt(t time.Time) Phase {
+	p := r.phase
+	for i := len(r.res.Marks) - 1; i >= 0; i-- {
+		if p = r.res.Marks[i].Phase; !t.Before(r.res.Marks[i].Start) {
+			break
+		}
+	}
+	return p
 }

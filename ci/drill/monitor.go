@@ -93,14 +93,10 @@ func (m *monitor) start(ctx context.Context) {
 
 func (m *monitor) loop(ctx context.Context) {
 	defer close(m.done)
-	next := m.clock.Now()
+	g := newGrid(m.clock, m.interval)
 	for {
-		if wait := next.Sub(m.clock.Now()); wait > 0 {
-			select {
-			case <-m.clock.After(wait):
-			case <-ctx.Done():
-				return
-			}
+		if !g.wait(ctx) {
+			return
 		}
 		m.mu.Lock()
 		if m.closed {
@@ -137,12 +133,39 @@ func (m *monitor) loop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		// Keep to the grid start+k*interval; after an overrun of a whole interval, restart it
-		// from now rather than firing a burst of probes to catch up.
-		next = next.Add(m.interval)
-		if now := m.clock.Now(); now.Sub(next) >= m.interval {
-			next = now
+		g.advance()
+	}
+}
+
+// grid paces a loop to start + k × interval on the drill's clock; after an overrun of a whole
+// interval it restarts from now rather than firing a burst to catch up.
+type grid struct {
+	clock    Clock
+	interval time.Duration
+	next     time.Time
+}
+
+func newGrid(clock Clock, interval time.Duration) *grid {
+	return &grid{clock: clock, interval: interval, next: clock.Now()}
+}
+
+// wait returns at the next tick, or false once ctx ended.
+func (g *grid) wait(ctx context.Context) bool {
+	if d := g.next.Sub(g.clock.Now()); d > 0 {
+		select {
+		case <-g.clock.After(d):
+		case <-ctx.Done():
+			return false
 		}
+	}
+	return true
+}
+
+// advance moves to the next tick once the loop's work is done.
+func (g *grid) advance() {
+	g.next = g.next.Add(g.interval)
+	if now := g.clock.Now(); now.Sub(g.next) >= g.interval {
+		g.next = now
 	}
 }
 

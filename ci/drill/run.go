@@ -140,9 +140,14 @@ func (r *run) drive(ctx context.Context) error {
 	r.log("%s in effect after %s", r.cfg.Fault.Kind, r.clock.Now().Sub(r.res.StopAt).Round(time.Millisecond))
 
 	r.enter(PhaseOutage, v.Version)
-	if r.cfg.AutoRollback {
+	switch {
+	case r.cfg.AutoRollback && !r.probesJudge():
+		r.log("watching for up to %v; the rollback starts once the load balancer has taken the faulty hosts out of rotation", r.cfg.Windows.Outage)
+	case r.cfg.AutoRollback && r.fleet != nil:
+		r.log("watching for up to %v; the watchdog rolls back after %s, or once the load balancer has taken every host out", r.cfg.Windows.Outage, r.watchdogRule())
+	case r.cfg.AutoRollback:
 		r.log("watching for up to %v; the watchdog rolls back after %s", r.cfg.Windows.Outage, r.watchdogRule())
-	} else {
+	default:
 		r.log("watching for %v", r.cfg.Windows.Outage)
 	}
 	if err := r.outage(ctx); err != nil {

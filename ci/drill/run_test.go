@@ -405,3 +405,47 @@ func TestRunMeasuresWhatUsersSaw(t *testing.T) {
 		}
 	})
 }
+
+// hungUser sends one request a second into the outage that hangs until it times out 15 s
+// later, long after the rollback: it is the outage's failure, not a later phase's.
+type hungUser struct {
+	clock testClock
+	after time.Duration
+}
+
+func (u hungUser) Run(ctx context.Context, _ func() string, now func() time.Time, record func(drill.UserRequest)) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-u.clock.After(u.after):
+	}
+	r := drill.UserRequest{At: now(), Outcome: probe.Timeout, Latency: 15 * time.Second}
+	select {
+	case <-ctx.Done():
+	case <-u.clock.After(15 * time.Second):
+	}
+	record(r)
+}
+
+func TestAUserRequestCountsInThePhaseItStartedIn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.cfg.LoadRPS = 1
+		// The users start with the live window (10 s after V's deploy); the outage begins 10 s later.
+		h.users = hungUser{clock: h.clock, after: 11 * time.Second}
+		res, err := h.run(t.Context())
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		if len(res.Requests) != 1 {
+			t.Fatalf("requests %+v, want the one hung request", res.Requests)
+		}
+		live, _ := res.Mark(drill.PhaseLive)
+		outage, _ := res.Mark(drill.PhaseOutage)
+		req := res.Requests[0]
+		if req.Phase != drill.PhaseOutage || req.At.Before(outage.Start) || req.At.Sub(live.Start) != 11*time.Second {
+			t.Errorf("the request sent %s into the live window, during the outage (%s to %s), counts in %s",
+				req.At.Sub(live.Start), outage.Start.Sub(live.Start), outage.End.Sub(live.Start), req.Phase)
+		}
+	})
+}

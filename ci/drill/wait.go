@@ -76,6 +76,14 @@ func (r *run) awaitHealthy(ctx context.Context, img Image, since time.Time) erro
 	return nil
 }
 
+// probesJudge reports whether failed probes may start the rollback: on one host, and on a
+// fleet whose every host is faulted. Through a load balancer that still has healthy hosts,
+// failed probes are the fault's blast radius until it routes around them (a few may fail in a
+// row by chance), and its rule decides.
+func (r *run) probesJudge() bool {
+	return r.fleet == nil || r.cfg.Fleet.FaultHosts >= r.cfg.Fleet.Hosts
+}
+
 // outage watches the outage window; with AutoRollback a watchdog ends it once its rule trips
 // (watchdog, below).
 func (r *run) outage(ctx context.Context) error {
@@ -101,7 +109,7 @@ func (r *run) outage(ctx context.Context) error {
 		if s.Phase == PhaseStop {
 			return false // the watchdog judges the service once the fault is in effect
 		}
-		return w.see(s.OK()) && r.cfg.AutoRollback
+		return w.see(s.OK()) && r.cfg.AutoRollback && r.probesJudge()
 	}, tripped)
 	if err != nil {
 		return err

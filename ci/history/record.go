@@ -56,6 +56,13 @@ type Record struct {
 	FailedRequests *int     `json:"failed_requests"`
 	ErrorRate      *float64 `json:"error_rate"` // 0..1
 
+	// A fleet drill's (--hosts N): how many hosts, the fault to the load balancer routing to
+	// the faulty hosts no more, users' failed requests during the rolling rollback. Absent for
+	// a single host.
+	Hosts                  int      `json:"hosts,omitempty"`
+	OutOfRotationMS        *float64 `json:"out_of_rotation_ms,omitempty"`
+	RollbackFailedRequests *int     `json:"rollback_failed_requests,omitempty"`
+
 	Passed     bool   `json:"passed"`
 	ExitStatus int    `json:"exit_status"`
 	Report     string `json:"report"` // path of report.json

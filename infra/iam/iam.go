@@ -141,6 +141,25 @@ func (p Policy) Allowing(action string) []Statement {
 // Allows reports whether some statement allows action (conditions and resources aside).
 func (p Policy) Allows(action string) bool { return len(p.Allowing(action)) > 0 }
 
+// Refuses checks actions (service:Action, as a double records the calls it served) against the
+// drill's policy and says which it does not allow, each once; nil when it allows them all.
+func Refuses(actions []string) error {
+	p, err := Load()
+	if err != nil {
+		return err
+	}
+	var refused []string
+	for _, a := range actions {
+		if !p.Allows(a) && !slices.Contains(refused, a) {
+			refused = append(refused, a)
+		}
+	}
+	if len(refused) > 0 {
+		return fmt.Errorf("infra/iam/policy.json does not allow %s", strings.Join(refused, ", "))
+	}
+	return nil
+}
+
 // AllowsOn reports whether some statement allows action on the resource ARN (conditions
 // aside). ARNs match case-sensitively, as IAM matches them.
 func (p Policy) AllowsOn(action, resource string) bool {

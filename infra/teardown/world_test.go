@@ -95,14 +95,8 @@ func (w *world) assertClean() {
 	if left := slices.Concat(w.d.ELBv2Leftovers(runtag.KeyRunID, w.run.ID), w.d.Leftovers(runtag.KeyRunID, w.run.ID)); len(left) > 0 {
 		w.t.Errorf("left behind: %v", left)
 	}
-	policy, err := iam.Load()
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	for _, op := range distinct(w.d.Operations()) {
-		if !policy.Allows(op) {
-			w.t.Errorf("the double served %s, which infra/iam/policy.json does not allow", op)
-		}
+	if err := iam.Refuses(w.d.Operations()); err != nil {
+		w.t.Errorf("the double's calls: %v", err)
 	}
 }
 

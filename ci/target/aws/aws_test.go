@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/deploydrill/deploydrill/ci/target/aws"
+	"github.com/deploydrill/deploydrill/infra/elbv2"
 	"github.com/deploydrill/deploydrill/infra/remote"
 	"github.com/deploydrill/deploydrill/infra/runtag"
 	"github.com/deploydrill/deploydrill/internal/retention"
@@ -34,6 +35,12 @@ func TestNewRefusesBadInputBeforeAnyCall(t *testing.T) {
 		{"a repository name ending in a separator", func(c *aws.Config) { c.Repository = "drill-" }, "not an ECR repository name"},
 		{"a one-letter repository name", func(c *aws.Config) { c.Repository = "d" }, "not an ECR repository name"},
 		{"a port out of range", func(c *aws.Config) { c.HTTPPort = 70000 }, "http port 70000"},
+		{"a fleet faulting more hosts than it has", func(c *aws.Config) { c.Fleet = aws.Fleet{Hosts: 3, FaultHosts: 4} }, "fault hosts 4"},
+		{"a fleet in one subnet", func(c *aws.Config) { c.Fleet.Hosts, c.Host.SubnetID = 2, "subnet-0123abcd" }, "two or more zones"},
+		{"a fleet checked too often", func(c *aws.Config) {
+			c.Fleet = aws.Fleet{Hosts: 2, Health: elbv2.HealthCheck{Interval: 3 * time.Second}}
+		}, "health check interval 3s"},
+		{"a fleet larger than a run may be", func(c *aws.Config) { c.Fleet.Hosts = 101 }, "hosts 101"},
 		{"two mistakes at once are both reported", func(c *aws.Config) { c.Host.AMI, c.Repository = "ami-1", "Drill" }, "not an image id"},
 	}
 	for _, tt := range tests {

@@ -101,13 +101,9 @@ func (t *Target) bootHosts(ctx context.Context, auth ecr.Auth, groups ec2.FleetG
 		return err
 	}
 	first := t.nodes[0].host
-	rest := make([]int, 0, len(t.nodes)-1)
-	for i := 1; i < len(t.nodes); i++ {
-		rest = append(rest, i)
-	}
 	errs := make([]error, len(t.nodes))
 	var wg sync.WaitGroup
-	for _, i := range rest {
+	for i := 1; i < len(t.nodes); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -63,7 +63,7 @@ func (o fleetOptions) shape() drill.FleetShape {
 	if o.hosts <= 1 {
 		return drill.FleetShape{}
 	}
-	return drill.FleetShape{Hosts: o.hosts, FaultHosts: o.faultHosts, Rolling: o.rolling}
+	return drill.FleetShape{Hosts: o.hosts, FaultHosts: o.faultHosts}
 }
 
 // target is the AWS target's fleet configuration.
@@ -90,6 +90,9 @@ func (o fleetOptions) validate() error {
 	}
 	if o.hosts == 1 && o.faultHosts != 1 {
 		return usageError("--fault-hosts %d: a single host is all the fault can hit; a fleet needs --hosts N", o.faultHosts)
+	}
+	if o.deregistrationDelay < 0 {
+		return usageError("--deregistration-delay %s: must not be negative (0s: no draining)", o.deregistrationDelay)
 	}
 	if o.poll <= 0 {
 		return usageError("--lb-poll %s: must be positive", o.poll)

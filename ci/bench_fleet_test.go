@@ -13,14 +13,12 @@ import (
 // the load balancer, the fault on one, the users' load on, the watchdog on, a rolling rollback
 // to a verified K on all three. The lab runs the target group's clock five times faster
 // (labSecond), so the load balancer's figures are a fifth of what the same flags give on AWS.
-// It reports the medians of:
-//
-//   - lb-out-ms: the fault to the load balancer routing to the faulty host no more; the goal is
-//     health check interval × unhealthy threshold (5 s × 2 = 2000 ms here) at most
-//   - rollback-failed: users' requests that failed during the rolling rollback (goal 0)
-//   - outage-error-%: users' error rate while the load balancer routed around the faulty host
-//   - beyond-windows-ms: the drill's time outside its windows (rolling deploy of V, fault,
-//     rolling rollback, teardown), boot excluded
+// It reports the medians of lb-out-ms (the fault to the load balancer routing to the faulty
+// host no more; expect about health check interval × unhealthy threshold, 5 s × 2 = 2000 ms
+// here), rollback-failed (users' requests that failed during the rolling rollback; goal 0),
+// outage-error-% (users' error rate while the load balancer routed around the faulty host) and
+// beyond-windows-ms (the drill's time outside its windows: the rolling deploy of V, the fault,
+// the rolling rollback, the teardown; boot excluded).
 //
 //	go test -run '^$' -bench 'AWSFleet' -benchtime 3x ./ci
 func BenchmarkAWSFleet(b *testing.B) {

@@ -59,8 +59,14 @@ func (o *drillOptions) register(f *flags) {
 	f.Int(&o.keepVerified, "keep-verified", "DRILL_KEEP_VERIFIED", retention.DefaultKeepVerified,
 		"retention, on every target: keep V, K and this many newest other verified images (0: only V and K)")
 	f.Duration(&o.timeout, "timeout", "DRILL_TIMEOUT", 30*time.Minute, "overall deadline for the whole run")
-	f.Duration(&o.teardownLimit, "teardown-timeout", "DRILL_TEARDOWN_TIMEOUT", 2*time.Minute, "deadline for the teardown")
+	f.Duration(&o.teardownLimit, "teardown-timeout", "DRILL_TEARDOWN_TIMEOUT", 2*time.Minute,
+		"deadline for the teardown (a fleet's is at least 10m: AWS keeps a load balancer's security group in use for minutes after it is deleted)")
 }
+
+// fleetTeardownLimit is the least a fleet's teardown gets: deleting a load balancer and
+// waiting until it is gone takes a minute or two, and its security group stays in use for
+// minutes after that while AWS releases its network interfaces.
+const fleetTeardownLimit = 10 * time.Minute
 
 // errDrillFailed: the drill ran but an expectation did not hold.
 var errDrillFailed = errors.New("drill failed: an expectation did not hold (see the report)")
@@ -447,7 +453,11 @@ func (r *drillRun) teardown(ctx context.Context) error {
 		}
 		r.result = drill.Unstarted(r.env.Name(), cfg, r.failure, time.Now())
 	}
-	tctx, cancel := teardownContext(ctx, r.opts.teardownLimit)
+	limit := r.opts.teardownLimit
+	if r.opts.cfg.Fleet.IsFleet() {
+		limit = max(limit, fleetTeardownLimit)
+	}
+	tctx, cancel := teardownContext(ctx, limit)
 	defer cancel()
 	keep := retention.Policy{KeepVerified: r.opts.keepVerified}
 	for _, img := range []drill.Image{r.v, r.rollback.Image} {

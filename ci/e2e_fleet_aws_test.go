@@ -106,7 +106,8 @@ func (w *haproxyWatch) firstDown(host string, from time.Time) (time.Time, bool) 
 // kills one host, the load balancer takes it out of rotation while the other two serve, and
 // the rolling rollback to the first drill's version replaces all three, one at a time with
 // draining, without failing a single user request; a third deploys and rolls back all at once
-// (--rolling=false), which does cost capacity. HAProxy's stats are the ground truth of when
+// (--rolling=false), which does cost capacity; a fourth lands a broken build on one host.
+// HAProxy's stats are the ground truth of when
 // it stopped routing to the killed host; nothing is left afterwards.
 func TestAWSFleetDrill(t *testing.T) {
 	l := startFleetLab(t)
@@ -167,6 +168,19 @@ func TestAWSFleetDrill(t *testing.T) {
 	ff = checkFleetDrill(t, r, 3)
 	if r.Fleet.Rolling || ff.RollbackMinCapacity == nil || *ff.RollbackMinCapacity != 0 {
 		t.Errorf("all at once: rolling %v, capacity during the rollback %v, want every host out together", r.Fleet.Rolling, ff.RollbackMinCapacity)
+	}
+	l.AssertNothingLeft(t)
+
+	// A broken build landing on one host: its health checks fail, the load balancer takes it
+	// out, and the rollback to V redeploys that host alone (the others run V and serve).
+	fourth := newAWSDrill(t, l, "fd", append([]string{"--fault", "bad-deploy"}, fleetArgs...)...)
+	if _, stderr, err := fourth.run(t); err != nil {
+		t.Fatalf("bad-deploy fleet drill: %v\n%s", err, stderr)
+	}
+	r = fourth.report(t)
+	ff = checkFleetDrill(t, r, 1)
+	if r.K == nil || r.K.Version != fourth.version || ff.RollbackUsers == nil || ff.RollbackUsers.Failed != 0 {
+		t.Errorf("bad-deploy: K %+v, users during the rollback %+v; want V again and none failed", r.K, ff.RollbackUsers)
 	}
 	l.AssertNothingLeft(t)
 

@@ -131,9 +131,6 @@ func (c Config) Normalize() (Config, error) {
 	if c.Fleet.IsFleet() && (c.Fleet.FaultHosts < 1 || c.Fleet.FaultHosts > c.Fleet.Hosts) {
 		errs = append(errs, fmt.Errorf("fault hosts %d: want 1 to the fleet's %d hosts", c.Fleet.FaultHosts, c.Fleet.Hosts))
 	}
-	if c.Fleet.Hosts < 0 {
-		errs = append(errs, fmt.Errorf("hosts %d: want at least 1", c.Fleet.Hosts))
-	}
 	if c.FailureWindow < 0 || c.FailureRatio < 0 || c.FailureRatio > 1 {
 		errs = append(errs, fmt.Errorf("failure window %d, ratio %g: want a window of at least 1 probe and a ratio in (0, 1]", c.FailureWindow, c.FailureRatio))
 	}

@@ -24,6 +24,10 @@ type Fleet interface {
 	Faulty() Target
 	// TargetHealth is every registered host's state as the load balancer sees it now.
 	TargetHealth(ctx context.Context) ([]HostState, error)
+	// Isolate takes the faulty hosts out of the load balancer and returns once they drained:
+	// the rollback then stops what runs on them without cutting a request the load balancer
+	// still sent them (a fault it never noticed, a crashloop that passes its checks).
+	Isolate(ctx context.Context) error
 }
 
 // FleetInfo describes a fleet.
@@ -34,12 +38,11 @@ type FleetInfo struct {
 	Rolling  bool     // Deploy is one host at a time (deregister, drain, deploy, healthy), else all at once
 }
 
-// FleetShape is the drill's fleet settings (--hosts, --fault-hosts, --rolling); Hosts 0 or 1
-// is a single host.
+// FleetShape is the drill's fleet settings (--hosts, --fault-hosts); Hosts 0 or 1 is a single
+// host.
 type FleetShape struct {
 	Hosts      int
 	FaultHosts int
-	Rolling    bool
 }
 
 // IsFleet reports whether the drill runs on several hosts behind a load balancer.
@@ -121,7 +124,7 @@ func (v *balancerView) loop(ctx context.Context) {
 	defer close(v.done)
 	g := newGrid(v.clock, v.interval)
 	for g.wait(ctx) {
-		at, phase := v.clock.Now(), v.mon.currentPhase()
+		at, phase := v.mon.nowIn()
 		pctx, cancel := context.WithTimeout(ctx, v.timeout)
 		hosts, err := v.fleet.TargetHealth(pctx)
 		cancel()
@@ -185,21 +188,28 @@ func (r *run) faultTarget() Target {
 // fault spread), and says which hosts.
 func (r *run) outOfRotation() (string, bool) {
 	info := r.fleet.Fleet()
+	left := map[string]string{} // faulty host → how it was first seen out
 	for _, s := range r.view.since(r.res.FaultAt) {
 		if s.Phase != PhaseOutage || s.Err != "" {
 			continue
 		}
-		var out, faultyOut []string
 		for _, h := range s.Hosts {
 			if h.InRotation() {
 				continue
 			}
-			out = append(out, fmt.Sprintf("%s %s (%s)", h.Host, h.State, h.Reason))
-			if slices.Contains(info.Faulty, h.Host) {
-				faultyOut = append(faultyOut, h.Host)
+			how := fmt.Sprintf("%s %s (%s)", h.Host, h.State, h.Reason)
+			if !slices.Contains(info.Faulty, h.Host) {
+				return "load balancer: " + how + ", a host the fault did not hit", true
+			}
+			if _, seen := left[h.Host]; !seen {
+				left[h.Host] = how
 			}
 		}
-		if len(out) > len(faultyOut) || len(faultyOut) == len(info.Faulty) {
+		if len(left) == len(info.Faulty) { // each left once at least: the rule the expectation judges
+			var out []string
+			for _, host := range info.Faulty {
+				out = append(out, left[host])
+			}
 			return "load balancer: " + strings.Join(out, ", "), true
 		}
 	}

@@ -67,6 +67,13 @@ func (m *monitor) currentEndpoint() string {
 	return m.endpoint
 }
 
+// nowIn is the time and the phase in force then, read together as a probe's are.
+func (m *monitor) nowIn() (time.Time, Phase) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.clock.Now(), m.phase
+}
+
 func (m *monitor) currentPhase() Phase {
 	m.mu.Lock()
 	defer m.mu.Unlock()

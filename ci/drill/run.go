@@ -225,13 +225,20 @@ func (r *run) inject(ctx context.Context, v Image) error {
 	return nil
 }
 
-// removeFault takes the fault away before the rollback: whatever still runs where the fault
-// landed (a frozen, firewalled or crashing V, the broken build) is stopped with its fault still
-// in place, so V never answers again, then the target's own faults are cleared, so K starts on
-// a clean host. A graceful stop left nothing running.
+// removeFault takes the fault away before the rollback: a fleet's faulty hosts leave its load
+// balancer first (draining), then whatever still runs where the fault landed (a frozen,
+// firewalled or crashing V, the broken build) is stopped with its fault still in place, so V
+// never answers again, then the target's own faults are cleared, so K starts on a clean host.
+// A graceful stop left nothing running.
 func (r *run) removeFault(ctx context.Context, v Image) error {
 	if r.cfg.Fault.Kind == FaultStop {
 		return nil
+	}
+	if r.fleet != nil {
+		r.log("taking the faulty hosts out of the load balancer")
+		if err := r.fleet.Isolate(ctx); err != nil {
+			return fmt.Errorf("rollback: take the faulty hosts out of the load balancer: %w", err)
+		}
 	}
 	t := r.faultTarget()
 	if err := t.Stop(ctx); err != nil {

@@ -169,7 +169,7 @@ func fleetResult() *drill.Result {
 	r.Target = "aws"
 	r.Config.Fault = drill.Fault{Kind: drill.FaultKill}
 	r.Config.LoadRPS = 5
-	r.Config.Fleet = drill.FleetShape{Hosts: 3, FaultHosts: 1, Rolling: true}
+	r.Config.Fleet = drill.FleetShape{Hosts: 3, FaultHosts: 1}
 	r.Ended = at(45900)
 	r.Marks = []drill.Mark{
 		{Phase: drill.PhaseDeploy, Start: at(0), End: at(7003)},

@@ -34,6 +34,9 @@ func (f Fleet) validate(c Config) error {
 	if f.FaultHosts < 1 || f.FaultHosts > f.Hosts {
 		errs = append(errs, fmt.Errorf("fault hosts %d: want 1 to the fleet's %d hosts", f.FaultHosts, f.Hosts))
 	}
+	if f.DeregistrationDelay < 0 && f.DeregistrationDelay != elbv2.NoDraining {
+		errs = append(errs, fmt.Errorf("deregistration delay %s: must not be negative", f.DeregistrationDelay))
+	}
 	if c.Host.SubnetID != "" {
 		errs = append(errs, errors.New("subnet: a fleet spreads over the default VPC's subnets in two or more zones; --subnet is for a single host"))
 	}
@@ -66,6 +69,10 @@ func (t *Target) provisionFleet(ctx context.Context, auth ecr.Auth) error {
 	if err != nil {
 		return err
 	}
+	// Either half failing stops the other: nothing more is created for a fleet that will not
+	// drill (what exists is in the ledgers, and carries the run's tags).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	var lbErr error
 	wg.Add(1)
@@ -75,11 +82,19 @@ func (t *Target) provisionFleet(ctx context.Context, auth ecr.Auth) error {
 		t.mu.Lock()
 		t.lb = lb
 		t.mu.Unlock()
-		lbErr = err
+		if lbErr = err; err != nil {
+			cancel()
+		}
 	}()
 	hostsErr := t.bootHosts(ctx, auth, groups, subnets)
+	if hostsErr != nil {
+		cancel()
+	}
 	wg.Wait()
-	return errors.Join(hostsErr, lbErr)
+	if err := errors.Join(lbErr, hostsErr); err != nil {
+		return fmt.Errorf("provision a fleet of %d: %w", len(t.nodes), err)
+	}
+	return nil
 }
 
 func (t *Target) bootHosts(ctx context.Context, auth ecr.Auth, groups ec2.FleetGroups, subnets []ec2.Subnet) error {
@@ -145,9 +160,13 @@ func (t *Target) rollOut(ctx context.Context, img drill.Image) error {
 	if err != nil {
 		return err
 	}
+	serving, err := t.inRotation(ctx)
+	if err != nil {
+		return fmt.Errorf("deploy %s to the fleet: %w", img.Tag, err)
+	}
 	var todo nodes
 	for _, n := range t.nodes {
-		if !n.runs(img.Ref) || !t.registered(n) {
+		if !n.runs(img.Ref) || !serving[n.instanceID()] {
 			todo = append(todo, n)
 		}
 	}
@@ -188,6 +207,39 @@ func (t *Target) replace(ctx context.Context, lb *elbv2.Balancer, ns nodes, img 
 	}
 	t.setRegistered(ns, true) // from the call on: a failed wait leaves them registered
 	return lb.Register(ctx, ids)
+}
+
+// inRotation is which hosts the load balancer routes to now, by instance id.
+func (t *Target) inRotation(ctx context.Context) (map[string]bool, error) {
+	states, err := t.TargetHealth(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in := map[string]bool{}
+	for _, s := range states {
+		in[s.Host] = s.InRotation()
+	}
+	return in, nil
+}
+
+// Isolate deregisters the faulty hosts that are registered and returns once they drained.
+func (t *Target) Isolate(ctx context.Context) error {
+	lb, err := t.balancer()
+	if err != nil {
+		return err
+	}
+	faulty := t.nodes[:t.cfg.Fleet.FaultHosts]
+	var ids []string
+	for _, n := range faulty {
+		if t.registered(n) {
+			ids = append(ids, n.instanceID())
+		}
+	}
+	if err := lb.Deregister(ctx, ids); err != nil {
+		return err
+	}
+	t.setRegistered(faulty, false)
+	return nil
 }
 
 func (t *Target) registered(n *node) bool {

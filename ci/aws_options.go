@@ -68,7 +68,7 @@ func (o fleetOptions) shape() drill.FleetShape {
 
 // target is the AWS target's fleet configuration.
 func (o fleetOptions) target() aws.Fleet {
-	if o.hosts <= 1 {
+	if !o.shape().IsFleet() {
 		return aws.Fleet{}
 	}
 	delay := o.deregistrationDelay

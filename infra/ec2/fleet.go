@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/deploydrill/deploydrill/infra/runtag"
+	"github.com/deploydrill/deploydrill/infra/steps"
 )
 
 // A fleet is N hosts of one run behind a load balancer (infra/elbv2's): the load balancer in
@@ -168,19 +169,13 @@ func (h *Hosts) CreateFleetGroups(ctx context.Context, spec FleetGroupsSpec) (Fl
 		return FleetGroups{}, err
 	}
 	c := &fleetGroups{h: h, spec: spec, g: FleetGroups{RunID: spec.Run.ID, VpcID: spec.VpcID}}
-	steps := []struct {
-		name string
-		run  func(context.Context) error
-	}{
-		{"find vpc", c.findVPC},
-		{"decide ssh source", c.decideSSHSource},
-		{"create load balancer group", c.createLoadBalancerGroup},
-		{"create hosts group", c.createHostsGroup},
-	}
-	for _, s := range steps {
-		if err := s.run(ctx); err != nil {
-			return c.g, fmt.Errorf("create fleet groups: %s: %w", s.name, err)
-		}
+	if err := steps.Run(ctx, "create fleet groups",
+		steps.Step{Name: "find vpc", Run: c.findVPC},
+		steps.Step{Name: "decide ssh source", Run: c.decideSSHSource},
+		steps.Step{Name: "create load balancer group", Run: c.createLoadBalancerGroup},
+		steps.Step{Name: "create hosts group", Run: c.createHostsGroup},
+	); err != nil {
+		return c.g, err
 	}
 	h.log.Info("fleet security groups created", "load balancer", c.g.LoadBalancer, "hosts", c.g.Hosts, "vpc", c.g.VpcID)
 	return c.g, nil

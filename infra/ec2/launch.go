@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/deploydrill/deploydrill/infra/runtag"
+	"github.com/deploydrill/deploydrill/infra/steps"
 )
 
 // launch carries one LaunchHost through its steps.
@@ -37,23 +38,17 @@ func (h *Hosts) LaunchHost(ctx context.Context, spec HostSpec) (*Host, error) {
 	l := &launch{h: h, spec: spec, began: time.Now(), host: &Host{
 		RunID: spec.Run.ID, Index: spec.Index, InstanceType: spec.InstanceType, SSHPort: h.sshPort, User: spec.User,
 	}}
-	steps := []struct {
-		name string
-		run  func(context.Context) error
-	}{
-		{"resolve ami", l.resolveAMI},
-		{"pick subnet", l.pickSubnet},
-		{"decide ssh source", l.decideSSHSource},
-		{"generate keys", l.generateKeys},
-		{"create security group", l.createSecurityGroup},
-		{"import key pair", l.importKeyPair},
-		{"run instance", l.runInstance},
-		{"wait until running", l.waitRunning},
-	}
-	for _, s := range steps {
-		if err := s.run(ctx); err != nil {
-			return l.host, fmt.Errorf("launch host: %s: %w", s.name, err)
-		}
+	if err := steps.Run(ctx, "launch host",
+		steps.Step{Name: "resolve ami", Run: l.resolveAMI},
+		steps.Step{Name: "pick subnet", Run: l.pickSubnet},
+		steps.Step{Name: "decide ssh source", Run: l.decideSSHSource},
+		steps.Step{Name: "generate keys", Run: l.generateKeys},
+		steps.Step{Name: "create security group", Run: l.createSecurityGroup},
+		steps.Step{Name: "import key pair", Run: l.importKeyPair},
+		steps.Step{Name: "run instance", Run: l.runInstance},
+		steps.Step{Name: "wait until running", Run: l.waitRunning},
+	); err != nil {
+		return l.host, err
 	}
 	l.host.BootDuration = time.Since(l.host.LaunchedAt)
 	l.h.log.Info("instance running", "instance", l.host.InstanceID, "ip", l.host.PublicIP.String(), "after", l.host.BootDuration)

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
 	"github.com/deploydrill/deploydrill/infra/runtag"
+	"github.com/deploydrill/deploydrill/infra/steps"
 )
 
 // HealthCheck is the target group's health check. Zero values take the defaults noted, which
@@ -206,20 +207,14 @@ func (b *Balancers) CreateFleetBalancer(ctx context.Context, spec FleetSpec) (*B
 	spec = spec.withDefaults()
 	c := &create{b: b, spec: spec, lb: &Balancer{RunID: spec.Run.ID, Name: Name(spec.Run), Port: spec.Port,
 		ListenerPort: spec.ListenerPort, DeregistrationDelay: spec.DeregistrationDelay, b: b}}
-	steps := []struct {
-		name string
-		run  func(context.Context) error
-	}{
-		{"create load balancer", c.createLoadBalancer},
-		{"create target group", c.createTargetGroup},
-		{"set deregistration delay", c.setDeregistrationDelay},
-		{"create listener", c.createListener},
-		{"wait until active", c.waitActive},
-	}
-	for _, s := range steps {
-		if err := s.run(ctx); err != nil {
-			return c.lb, fmt.Errorf("create fleet balancer: %s: %w", s.name, err)
-		}
+	if err := steps.Run(ctx, "create fleet balancer",
+		steps.Step{Name: "create load balancer", Run: c.createLoadBalancer},
+		steps.Step{Name: "create target group", Run: c.createTargetGroup},
+		steps.Step{Name: "set deregistration delay", Run: c.setDeregistrationDelay},
+		steps.Step{Name: "create listener", Run: c.createListener},
+		steps.Step{Name: "wait until active", Run: c.waitActive},
+	); err != nil {
+		return c.lb, err
 	}
 	b.log.Info("load balancer active", "name", c.lb.Name, "dns", c.lb.DNSName, "after", c.lb.ActiveAfter)
 	return c.lb, nil

@@ -39,20 +39,20 @@ func (p Plan) newJob(sel Selection, dry bool) *job {
 // come first (its listener, then it, then its target group: each needs the one before it
 // gone) and only when the plan has an ELBv2 client.
 func (j *job) steps() []Step {
-	steps := []Step{{"find", j.find}}
+	steps := []Step{{Name: "find", Run: j.find}}
 	if j.p.Balancers != nil {
 		steps = append(steps,
-			Step{"delete listeners", j.deleteListeners},
-			Step{"delete load balancers", j.deleteLoadBalancers},
-			Step{"delete target groups", j.deleteTargetGroups})
+			Step{Name: "delete listeners", Run: j.deleteListeners},
+			Step{Name: "delete load balancers", Run: j.deleteLoadBalancers},
+			Step{Name: "delete target groups", Run: j.deleteTargetGroups})
 	}
 	return append(steps, []Step{
-		{"terminate instances", j.terminate},
-		{"wait until terminated", j.waitTerminated},
-		{"delete security groups", j.deleteGroups},
-		{"delete key pairs", j.deleteKeyPairs},
-		{"delete detached volumes", j.deleteVolumes},
-		{"delete ephemeral repositories", j.deleteRepositories},
+		{Name: "terminate instances", Run: j.terminate},
+		{Name: "wait until terminated", Run: j.waitTerminated},
+		{Name: "delete security groups", Run: j.deleteGroups},
+		{Name: "delete key pairs", Run: j.deleteKeyPairs},
+		{Name: "delete detached volumes", Run: j.deleteVolumes},
+		{Name: "delete ephemeral repositories", Run: j.deleteRepositories},
 	}...)
 }
 

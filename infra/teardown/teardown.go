@@ -23,13 +23,12 @@ import (
 	"github.com/deploydrill/deploydrill/infra/ecr"
 	"github.com/deploydrill/deploydrill/infra/elbv2"
 	"github.com/deploydrill/deploydrill/infra/runtag"
+	"github.com/deploydrill/deploydrill/infra/steps"
 )
 
-// Step is one named step. Steps are idempotent: what is already gone counts as done.
-type Step struct {
-	Name string
-	Run  func(ctx context.Context) error
-}
+// Step is one named step (infra/steps'). Teardown steps are idempotent: what is already gone
+// counts as done.
+type Step = steps.Step
 
 // StepResult is what one step did.
 type StepResult struct {

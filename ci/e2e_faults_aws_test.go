@@ -1,10 +1,7 @@
 package main
 
 import (
-	"errors"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -24,20 +21,25 @@ var outageSymptoms = map[string][]string{
 	"bad-deploy": {"http_error", "wrong_version"},
 }
 
-// Every fault kind on the AWS target in the netns lab: the drill passes, its outage shows the
-// fault's own symptoms, and the host held no trace of the fault when EC2 terminated it (no
-// rule, no bound queue, no fault process, nothing paused, restart policy "no").
+// Every fault kind on the AWS target, each in a netns lab of its own, side by side: the drill
+// passes, its outage shows the fault's own symptoms and was detected by the first probe after
+// the fault, and the host held no trace of the fault when EC2 terminated it (no rule, no bound
+// queue, no fault process, nothing paused, restart policy "no").
 func TestAWSDrillFaults(t *testing.T) {
-	l := startAWSLab(t, awslab.Options{})
+	t.Parallel()
 	for _, kind := range []string{"kill", "hang", "partition", "slow", "crashloop", "bad-deploy"} {
 		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			l := startAWSLab(t, awslab.Options{})
 			d := newAWSDrill(t, l, "f", "--fault", kind, "--auto-rollback", "--failure-window", "5", "--outage", "15s")
 			before := len(l.Instances())
-			_, stderr, err := d.run(t)
-			if err != nil {
-				t.Fatalf("drill: %v\n%s", err, stderr)
+			run := d.run(t)
+			if err := run.err(); err != nil {
+				t.Fatalf("drill: %v\n%s", err, run.stderr)
 			}
-			checkOutageSymptoms(t, d.report(t), kind)
+			r := d.report(t)
+			checkOutageSymptoms(t, r, kind)
+			checkDetected(t, r)
 			checkFaultGone(t, l, before)
 			l.AssertNothingLeft(t)
 		})
@@ -63,18 +65,15 @@ func checkOutageSymptoms(t *testing.T, r report.Report, kind string) {
 
 // SIGINT while a fault is in effect: the teardown still clears it before the host goes.
 func TestAWSDrillInterruptedDuringAFault(t *testing.T) {
-	exe := filepath.Join(t.TempDir(), "drill")
-	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	t.Parallel()
 	l := startAWSLab(t, awslab.Options{})
 	d := newAWSDrill(t, l, "fi", "--fault", "partition", "--outage", "60s")
-	p := startDrillProcess(t, exe, l, d, " outage ")
+	p := d.start(t, " outage ")
 	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.wait(t); !errors.As(err, new(*exec.ExitError)) {
-		t.Errorf("exit: %v, want status 130", err)
+	if exit := p.wait(t); exit != 130 {
+		t.Errorf("exit status %d, want 130", exit)
 	}
 	checkFaultGone(t, l, 0)
 	l.AssertNothingLeft(t)

@@ -2,60 +2,79 @@ package main
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/deploydrill/deploydrill/ci/report"
 	"github.com/deploydrill/deploydrill/internal/testenv"
 )
 
-// bad-deploy on the local target: the pipeline builds a broken build of the same source (its
-// /health answers 503), the drill ships it over V, the watchdog catches it and rolls back to V.
-func TestLocalBadDeployIsCaughtAndRolledBack(t *testing.T) {
+// Every fault kind on the local target, side by side, each drill in a cache of its own: the
+// drill passes, the outage shows the kind's own symptoms, the outage was detected by the first
+// probe after the fault, and afterwards no process of V or K is left (with the containers go
+// their frozen cgroups, firewall rules and delaying proxies). The kill drill also carries the
+// users' load; the bad deploy is caught by the watchdog and rolled back to V itself.
+func TestLocalDrillFaults(t *testing.T) {
+	t.Parallel()
 	testenv.Dagger(t)
-	dir := filepath.Join(t.TempDir(), "report")
-	v := randomVersion("bd")
-	runDrillInProcess(t, drillArgs(t, t.TempDir(), dir, v, "--fault", "bad-deploy", "--auto-rollback", "--outage", "20s"))
-	r := readFullReport(t, dir)
-	if !r.Passed || r.Config.Fault.Kind != "bad-deploy" || r.Config.Fault.Broken == nil || r.Config.Fault.Broken.Tag != v+"-broken" {
-		t.Fatalf("passed %v, fault %+v", r.Passed, r.Config.Fault)
+	for _, kind := range []string{"kill", "hang", "partition", "slow", "crashloop", "bad-deploy"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "report")
+			v := testVersion(t, "lf")
+			args := drillArgs(t, t.TempDir(), dir, v, "--fault", kind, "--auto-rollback", "--failure-window", "5", "--outage", "20s")
+			if kind == "kill" {
+				args = append(args, "--load", "20")
+			}
+			runDrillInProcess(t, args)
+			r := readFullReport(t, dir)
+			checkOutageSymptoms(t, r, kind)
+			checkDetected(t, r)
+			if r.Rollback.Trigger == "" || !strings.HasPrefix(r.Rollback.Trigger, "watchdog") {
+				t.Errorf("rollback trigger %q, want the watchdog, well before the 20 s window", r.Rollback.Trigger)
+			}
+			for _, version := range []string{v, r.K.Version} {
+				if pids := testenv.AppProcesses(version); len(pids) > 0 {
+					t.Errorf("%s still runs after the drill: %v", version, pids)
+				}
+			}
+			switch kind {
+			case "kill":
+				checkUsersLoad(t, r)
+			case "bad-deploy":
+				checkBadDeploy(t, r, v)
+			}
+		})
+	}
+}
+
+// checkBadDeploy: the pipeline built a broken build of the same source (its /health answers
+// 503), the drill shipped it over V, and rolled back to V, the known-good version.
+func checkBadDeploy(t *testing.T, r report.Report, v string) {
+	t.Helper()
+	if r.Config.Fault.Broken == nil || r.Config.Fault.Broken.Tag != v+"-broken" {
+		t.Fatalf("fault %+v, want the broken build %s-broken", r.Config.Fault, v)
 	}
 	if r.K == nil || r.K.Version != v {
 		t.Errorf("K %+v, want V %s itself, the known-good version", r.K, v)
 	}
-	var outage, recovery int
 	for _, s := range r.Samples {
-		switch s.Phase {
-		case "outage":
-			outage++
-			if s.Outcome != "http_error" || s.Status != 503 {
-				t.Errorf("outage sample %s %d, want the broken build's 503", s.Outcome, s.Status)
-			}
-		case "recovery":
-			recovery++
-			if s.Outcome != "ok" || s.Version != v {
-				t.Errorf("recovery sample %s %q, want V healthy", s.Outcome, s.Version)
-			}
+		if s.Phase == "outage" && (s.Outcome != "http_error" || s.Status != 503) {
+			t.Errorf("outage sample %s %d, want the broken build's 503", s.Outcome, s.Status)
+		}
+		if s.Phase == "recovery" && (s.Outcome != "ok" || s.Version != v) {
+			t.Errorf("recovery sample %s %q, want V healthy", s.Outcome, s.Version)
 		}
 	}
-	if outage == 0 || recovery == 0 {
-		t.Errorf("%d outage and %d recovery samples", outage, recovery)
-	}
-	if r.Rollback.Trigger == "" || r.Rollback.Trigger[:8] != "watchdog" {
-		t.Errorf("rollback trigger %q, want the watchdog, well before the 20 s window", r.Rollback.Trigger)
-	}
-	t.Logf("bad version live → V healthy: detect %v ms, recover %v ms", *r.Figures.TimeToDetectMS, *r.Figures.TimeToRecoverMS)
 }
 
-// --load sends users' traffic through every window: answered while V and K serve, failed in
-// the outage, and the report says how many and how.
-func TestLocalDrillWithUsersLoad(t *testing.T) {
-	testenv.Dagger(t)
-	dir := filepath.Join(t.TempDir(), "report")
-	runDrillInProcess(t, drillArgs(t, t.TempDir(), dir, randomVersion("ld"), "--load", "20"))
-	r := readFullReport(t, dir)
+// checkUsersLoad: --load sends users' traffic through every window, answered while V and K
+// serve and failed in the outage, and the report says how many and how.
+func checkUsersLoad(t *testing.T, r report.Report) {
+	t.Helper()
 	u := r.Figures.Users
 	if u == nil || u.Requests < 40 {
-		t.Fatalf("users %+v, want at least 40 requests over 6 s of windows at 20/s", u)
+		t.Fatalf("users %+v, want at least 40 requests over the windows at 20/s", u)
 	}
 	phases := map[string]report.Availability{}
 	for _, p := range u.ByPhase {
@@ -71,26 +90,4 @@ func TestLocalDrillWithUsersLoad(t *testing.T) {
 		t.Errorf("error rate %v, latency %+v", u.ErrorRate, u.LatencyMS)
 	}
 	t.Logf("users: %d requests, %d failed (%.1f%%), p50 %.1f ms p99 %.1f ms", u.Requests, u.Failed, 100*u.ErrorRate, u.LatencyMS.P50, u.LatencyMS.P99)
-}
-
-// Every injected fault kind on the local target: the drill passes, the outage shows the kind's
-// own symptoms, and afterwards no process of V or K is left (with the containers go their
-// frozen cgroups, firewall rules and delaying proxies), also after SIGINT during a fault.
-func TestLocalDrillFaults(t *testing.T) {
-	testenv.Dagger(t)
-	cache := t.TempDir()
-	for _, kind := range []string{"kill", "hang", "partition", "slow", "crashloop"} {
-		t.Run(kind, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "report")
-			v := randomVersion("lf")
-			runDrillInProcess(t, drillArgs(t, cache, dir, v, "--fault", kind, "--auto-rollback", "--failure-window", "5", "--outage", "20s"))
-			r := readFullReport(t, dir)
-			checkOutageSymptoms(t, r, kind)
-			for _, version := range []string{v, r.K.Version} {
-				if pids := testenv.AppProcesses(version); len(pids) > 0 {
-					t.Errorf("%s still runs after the drill: %v", version, pids)
-				}
-			}
-		})
-	}
 }

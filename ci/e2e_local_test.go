@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
@@ -11,10 +12,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/deploydrill/deploydrill/ci/report"
 	"github.com/deploydrill/deploydrill/internal/testenv"
 )
 
@@ -50,46 +51,43 @@ func freePort(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// testVersion names a test's drill after the test: unique among the tests that run side by side
+// (their app processes are found by it), and the same on every run, so the engine's cache
+// serves the build and the app's tests of an unchanged source instead of redoing them.
+func testVersion(t testing.TB, prefix string) string {
+	sum := sha256.Sum256([]byte(t.Name()))
+	return prefix + hex.EncodeToString(sum[:4])
+}
+
+// randomVersion is a version no run has built before (benchmarks: a new V every drill).
 func randomVersion(prefix string) string {
 	b := make([]byte, 4)
 	rand.Read(b)
 	return prefix + hex.EncodeToString(b)
 }
 
+// probeInterval is the e2e drills' probe interval, and so their probe timeout. A healthy answer
+// slower than the timeout fails a window for the machine's sake, not the app's: the suite runs
+// drills side by side (drillSlots) beside other packages on 2 cores, where an answer through
+// the engine's tunnel or the lab's veth takes tens of ms and, at worst, a few hundred. 500 ms
+// still puts four probes in a 2 s window. The benchmarks probe every 100 ms.
+const probeInterval = "500ms"
+
 // drillArgs are a short drill into a private cache, so runs never see each other's images.
-// The probe interval (and so the probe timeout) is 250 ms, not the 100 ms minimum: the suite
-// runs packages in parallel on 2 cores, and a healthy answer slower than the timeout would fail
-// the live window for the machine's sake, not the app's. The benchmark uses 100 ms.
 func drillArgs(t *testing.T, cache, reportDir, version string, extra ...string) []string {
 	return append([]string{
 		"--base-image", testenv.BaseImage(t), "--cache-dir", cache, "--report-dir", reportDir,
 		"--version", version, "--listen", freePort(t),
-		"--live", "2s", "--outage", "2s", "--recovery", "2s", "--interval", "250ms",
+		"--live", "2s", "--outage", "2s", "--recovery", "2s", "--interval", probeInterval,
 	}, extra...)
-}
-
-func TestLocalDrillEndToEnd(t *testing.T) {
-	testenv.Dagger(t) // fails in CI, skips elsewhere, when there is no engine
-	cache := t.TempDir()
-
-	// The first drill has nothing to roll back to: it re-creates V.
-	first := randomVersion("e1")
-	firstReport := runDrillInProcess(t, drillArgs(t, cache, filepath.Join(t.TempDir(), "r1"), first))
-	if !firstReport.Passed || firstReport.Rollback.Kind != "recreate" || firstReport.K.Tag != first {
-		t.Fatalf("first drill: passed=%v rollback=%s K=%s, want a passed re-create of %s", firstReport.Passed, firstReport.Rollback.Kind, firstReport.K.Tag, first)
-	}
-
-	// The second rolls back to the first, which the first drill verified.
-	second := randomVersion("e2")
-	dir := filepath.Join(t.TempDir(), "r2")
-	r := runDrillInProcess(t, drillArgs(t, cache, dir, second, "--auto-rollback"))
-	checkGroundTruth(t, r, dir, second, first, "verified")
 }
 
 func runDrillInProcess(t *testing.T, args []string) drillReport {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
+	release := drillSlot(t)
 	err := dispatch(t.Context(), args, &stdout, &stderr)
+	release()
 	if err != nil {
 		t.Fatalf("drill: %v\n%s", err, stderr.String())
 	}
@@ -146,9 +144,7 @@ func checkGroundTruth(t *testing.T, r drillReport, dir, v, k, kind string) {
 			t.Errorf("no samples in the %s window", phase)
 		}
 	}
-	if r.Figures.Detect == nil || *r.Figures.Detect > 2*r.Config.Interval {
-		t.Errorf("time to detect = %v ms, want within two probe intervals (%v ms)", r.Figures.Detect, 2*r.Config.Interval)
-	}
+	checkDetected(t, readFullReport(t, dir))
 	if r.Figures.Recover == nil {
 		t.Error("no time to recover")
 	}
@@ -167,21 +163,21 @@ func checkGroundTruth(t *testing.T, r drillReport, dir, v, k, kind string) {
 }
 
 // Under `dagger run` every Connect shares one session whose Close does nothing; the drill must
-// still really stop V and start K.
+// still really stop V and start K. Nothing is verified in its cache, so K is V re-created.
 func TestLocalDrillUnderDaggerRun(t *testing.T) {
+	t.Parallel()
 	bin := os.Getenv("_EXPERIMENTAL_DAGGER_CLI_BIN")
 	if bin == "" {
 		testenv.Require(t, "the dagger CLI", "hack/engine.sh env sets _EXPERIMENTAL_DAGGER_CLI_BIN")
 	}
-	exe := filepath.Join(t.TempDir(), "drill")
-	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	exe := drillBinary(t)
 	cache, dir := t.TempDir(), filepath.Join(t.TempDir(), "report")
-	v := randomVersion("dr")
+	v := testVersion(t, "dr")
 	cmd := exec.CommandContext(t.Context(), bin, append([]string{"run", "--progress=plain", exe}, drillArgs(t, cache, dir, v)...)...)
+	release := drillSlot(t)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
+	release()
 	if err != nil {
 		t.Fatalf("dagger run drill: %v\n%s", err, out)
 	}
@@ -193,63 +189,46 @@ func TestLocalDrillUnderDaggerRun(t *testing.T) {
 // Ctrl-C during the outage window: teardown completes, the report is written, exit status 130,
 // and no process of the app is left.
 func TestLocalDrillInterruptedDuringOutage(t *testing.T) {
+	t.Parallel()
 	testenv.Dagger(t)
-	exe := filepath.Join(t.TempDir(), "drill")
-	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	cache, dir := t.TempDir(), filepath.Join(t.TempDir(), "report")
-	v := randomVersion("in")
-	cmd := exec.CommandContext(t.Context(), exe, drillArgs(t, cache, dir, v, "--outage", "30s")...)
-	stderr := &lineWatcher{want: " outage ", seen: make(chan struct{})}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-stderr.seen:
-	case <-time.After(3 * time.Minute):
-		cmd.Process.Kill()
-		t.Fatalf("no outage phase within 3m:\n%s", stderr.String())
-	}
-	cmd.Process.Signal(os.Interrupt)
-	err := cmd.Wait()
-	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 130 {
-		t.Errorf("exit = %v, want status 130\n%s", err, stderr.String())
+	v := testVersion(t, "in")
+	p := startCLI(t, nil, " outage ", drillArgs(t, cache, dir, v, "--outage", "30s")...)
+	p.cmd.Process.Signal(os.Interrupt)
+	if exit := p.wait(t); exit != 130 {
+		t.Errorf("exit status %d, want 130\n%s", exit, p.stderr)
 	}
 	r := readReport(t, filepath.Join(dir, "report.json"))
 	if r.Passed {
 		t.Error("an interrupted drill does not pass")
 	}
-	if !strings.Contains(stderr.String(), "passed: teardown releases everything") {
-		t.Errorf("teardown did not complete:\n%s", stderr.String())
+	if !strings.Contains(p.stderr.String(), "passed: teardown releases everything") {
+		t.Errorf("teardown did not complete:\n%s", p.stderr)
 	}
 	if pids := testenv.AppProcesses(v); len(pids) > 0 {
 		t.Errorf("the app still runs after the interrupted drill: %v", pids)
 	}
 }
 
-// lineWatcher collects output and signals once a line containing want appeared.
-type lineWatcher struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	want string
-	seen chan struct{}
-	once sync.Once
-}
-
-func (w *lineWatcher) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if strings.Contains(w.buf.String(), w.want) {
-		w.once.Do(func() { close(w.seen) })
+// checkDetected: the outage was seen no later than by the first probe that started once the
+// fault was in effect (that probe failed, or an earlier one did), whatever the machine's speed.
+func checkDetected(t *testing.T, r report.Report) {
+	t.Helper()
+	if r.StopAt == nil || r.FaultAt == nil || r.Figures.TimeToDetectMS == nil {
+		t.Fatalf("stop at %v, fault at %v, time to detect %v: want all three", r.StopAt, r.FaultAt, r.Figures.TimeToDetectMS)
 	}
-	return len(p), nil
-}
-
-func (w *lineWatcher) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
+	detected := r.StopAt.Add(time.Duration(*r.Figures.TimeToDetectMS * float64(time.Millisecond)))
+	for _, s := range r.Samples {
+		if s.At.Before(*r.FaultAt) {
+			continue
+		}
+		if s.Outcome == "ok" {
+			t.Errorf("the first probe after the fault was in effect answered ok (%s)", s.At)
+		}
+		if end := s.At.Add(time.Duration(s.LatencyMS*float64(time.Millisecond)) + time.Millisecond); detected.After(end) {
+			t.Errorf("detected at %s, after the first probe since the fault ended (%s)", detected, end)
+		}
+		return
+	}
+	t.Error("no probe started after the fault was in effect")
 }

@@ -10,7 +10,9 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/deploydrill"
 OUT="$CACHE/base/python-bookworm.tar"
 PACKAGES=python3,python3-pip,python3-flask,gunicorn,python3-pytest,ca-certificates,passwd
 
-log() { printf '%s base-image: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+LOG_NAME=base-image
+# shellcheck source=hack/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 if [[ -s "$OUT" ]]; then echo "$OUT"; exit 0; fi
 
@@ -28,16 +30,14 @@ done
 
 work=$(mktemp -d "$CACHE/base.XXXXXX" 2>/dev/null || { mkdir -p "$CACHE"; mktemp -d "$CACHE/base.XXXXXX"; })
 trap 'rm -rf "$work"' EXIT
-log "debootstrapping bookworm with $PACKAGES (~1 min)"
-mmdebstrap --quiet --variant=minbase --include="$PACKAGES" \
+step "debootstrapping bookworm with $PACKAGES (~1 min)" mmdebstrap --quiet --variant=minbase --include="$PACKAGES" \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
   --aptopt='Acquire::Languages "none"' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
   bookworm "$work/rootfs.tar" "${sources[@]}"
 mkdir -p "$(dirname "$OUT")"
-log "packing the image"
-(cd "$(dirname "$0")/.." && go run ./hack/baseimage -rootfs "$work/rootfs.tar" -out "$OUT.tmp" -tag deploydrill/python-base:bookworm)
+(cd "$(dirname "$0")/.." && step "packing the image" go run ./hack/baseimage -rootfs "$work/rootfs.tar" -out "$OUT.tmp" -tag deploydrill/python-base:bookworm)
 mv "$OUT.tmp" "$OUT"
 log "wrote $OUT"
 echo "$OUT"

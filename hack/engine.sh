@@ -18,7 +18,9 @@ STATE="$CACHE/engine-state"
 SOCK="$RUN/engine.sock"
 PIDFILE="$RUN/engine.pid"
 
-log() { printf '%s engine: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+LOG_NAME=engine
+# shellcheck source=hack/lib.sh
+source "$(dirname "$0")/lib.sh"
 die() { log "$*"; exit 1; }
 
 need_packages() {
@@ -80,7 +82,8 @@ build() {
   if [[ -x "$BIN/dagger-engine" && -x "$BIN/dagger" && -x "$BIN/dagger-init" && -x "$BIN/dnsname" ]]; then
     return 0
   fi
-  log "building dagger $DAGGER_VERSION from the Go module proxy (cold: ~3 min)"
+  local t0=$SECONDS
+  log "building dagger $DAGGER_VERSION from the Go module proxy (cold: ~3 min on 2 cores), into $BIN"
   export GOFLAGS=-mod=mod GONOSUMDB=github.com/dagger/dagger,github.com/dagger/buildkit
   local src work
   src=$(go mod download -json "github.com/dagger/dagger@$DAGGER_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
@@ -94,17 +97,18 @@ build() {
     go mod edit \
       -dropreplace dagger.io/dagger -replace "dagger.io/dagger=dagger.io/dagger@$DAGGER_VERSION" \
       -replace github.com/goproxy/goproxy=github.com/goproxy/goproxy@v0.26.0
+    step "downloading the engine's modules" go mod download
     local ld="-X github.com/dagger/dagger/engine.Version=$DAGGER_VERSION -X github.com/dagger/dagger/engine.Tag=$DAGGER_VERSION"
     mkdir -p "$BIN.tmp"
-    go build -ldflags "$ld" -o "$BIN.tmp/dagger-engine" ./cmd/engine
-    go build -ldflags "$ld" -o "$BIN.tmp/dagger" ./cmd/dagger
+    step "compiling dagger-engine (1 of 4, the longest)" go build -ldflags "$ld" -o "$BIN.tmp/dagger-engine" ./cmd/engine
+    step "compiling the dagger CLI (2 of 4)" go build -ldflags "$ld" -o "$BIN.tmp/dagger" ./cmd/dagger
     # dagger-init is bind-mounted into every container: it must not need glibc.
-    CGO_ENABLED=0 go build -ldflags "$ld" -o "$BIN.tmp/dagger-init" ./cmd/init
-    go build -ldflags "$ld" -o "$BIN.tmp/dnsname" ./cmd/dnsname
+    CGO_ENABLED=0 step "compiling dagger-init (3 of 4)" go build -ldflags "$ld" -o "$BIN.tmp/dagger-init" ./cmd/init
+    step "compiling dnsname (4 of 4)" go build -ldflags "$ld" -o "$BIN.tmp/dnsname" ./cmd/dnsname
   )
   rm -rf "$BIN"; mv "$BIN.tmp" "$BIN"
   rm -rf "$work"
-  log "built into $BIN"
+  log "built in $((SECONDS - t0)) s"
 }
 
 engine_pid() { [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && cat "$PIDFILE"; }

@@ -217,11 +217,13 @@ func (r *run) outOfRotation() (string, bool) {
 }
 
 // expectOutOfRotation is a fleet's outage expectation: every faulty host left the rotation
-// after the fault and every other host stayed in it (the fault did not spread, and the fleet
-// kept its remaining capacity); what users saw through the load balancer is in the figures.
+// after the fault (from Result.RotationFrom, as the figures) and every other host stayed in it
+// (the fault did not spread, and the fleet kept its remaining capacity); what users saw
+// through the load balancer is in the figures.
 func (r *run) expectOutOfRotation() {
 	info := r.fleet.Fleet()
-	polls := r.view.since(r.res.FaultAt)
+	from := r.res.RotationFrom()
+	polls := r.view.since(from)
 	polls = slices.DeleteFunc(polls, func(s HostSample) bool { return s.Phase != PhaseOutage && s.Phase != PhaseStop })
 	if len(polls) == 0 {
 		r.expect(PhaseOutage, Failed, "no poll of the load balancer completed after the fault")
@@ -235,7 +237,7 @@ func (r *run) expectOutOfRotation() {
 			errs = append(errs, fmt.Errorf("%s still in rotation after %s", host, r.cfg.Fault.Kind))
 			continue
 		}
-		out = append(out, fmt.Sprintf("%s after %s", host, fmtDur(at.Sub(r.res.FaultAt))))
+		out = append(out, fmt.Sprintf("%s after %s", host, fmtDur(at.Sub(from))))
 	}
 	for _, host := range info.Hosts {
 		if slices.Contains(info.Faulty, host) {
@@ -243,7 +245,7 @@ func (r *run) expectOutOfRotation() {
 		}
 		for _, s := range polls {
 			if st := s.State(host); s.Err == "" && !st.InRotation() {
-				errs = append(errs, fmt.Errorf("%s, not faulted, left the rotation %s after the fault (%s %s)", host, fmtDur(s.At.Sub(r.res.FaultAt)), st.State, st.Reason))
+				errs = append(errs, fmt.Errorf("%s, not faulted, left the rotation %s after the fault (%s %s)", host, fmtDur(s.At.Sub(from)), st.State, st.Reason))
 				break
 			}
 		}

@@ -6,8 +6,8 @@ import "time"
 // requests.
 type FleetFigures struct {
 	Hosts, FaultyHosts int
-	// OutOfRotation: the fault to the poll that found the last faulty host out of rotation,
-	// when the load balancer sent none of them new requests any more.
+	// OutOfRotation: the fault (Result.RotationFrom) to the poll that found the last faulty
+	// host out of rotation, when the load balancer sent none of them new requests any more.
 	OutOfRotation NullDuration
 	// MinCapacity is the fewest hosts in rotation in one poll during the outage (-1: no poll);
 	// RollbackMinCapacity the same during the rollback (a rolling one keeps all but one).
@@ -23,7 +23,8 @@ type FleetFigures struct {
 type HostFigures struct {
 	Host   string
 	Faulty bool
-	// OutOfRotation: the fault to the first poll that found it out of rotation.
+	// OutOfRotation: the fault (Result.RotationFrom) to the first poll that found it out of
+	// rotation.
 	OutOfRotation NullDuration
 	// BackInRotation: the rollback's start to the poll that found it in rotation again after
 	// its rollback (it left for the deploy of K).
@@ -44,6 +45,7 @@ func fleetFigures(r *Result, users *UserFigures) *FleetFigures {
 	if m, ok := r.Mark(PhaseLive); ok {
 		since = m.Start
 	}
+	from := r.RotationFrom()
 	var polls, outage []HostSample
 	for _, s := range fr.Samples {
 		if s.Err != "" || s.At.Before(since) || since.IsZero() {
@@ -52,7 +54,9 @@ func fleetFigures(r *Result, users *UserFigures) *FleetFigures {
 		polls = append(polls, s)
 		switch s.Phase {
 		case PhaseStop, PhaseOutage:
-			outage = append(outage, s)
+			if !s.At.Before(from) {
+				outage = append(outage, s)
+			}
 			f.MinCapacity = fewest(f.MinCapacity, s.Healthy())
 		case PhaseRollback:
 			f.RollbackMinCapacity = fewest(f.RollbackMinCapacity, s.Healthy())
@@ -73,7 +77,7 @@ func fleetFigures(r *Result, users *UserFigures) *FleetFigures {
 		}
 		if !r.FaultAt.IsZero() {
 			if at, ok := leftRotation(outage, host); ok {
-				h.OutOfRotation = NullDuration{at.Sub(r.FaultAt), true}
+				h.OutOfRotation = NullDuration{at.Sub(from), true}
 			}
 		}
 		if h.Faulty {
@@ -117,6 +121,24 @@ func fleetFigures(r *Result, users *UserFigures) *FleetFigures {
 		}
 	}
 	return f
+}
+
+// RotationFrom is where a fleet's "fault → out of rotation" starts: when the load balancer's
+// health checks could first fail because of the fault. The drill's own faults begin with the
+// stop of V (StopAt): V refuses before docker stop returns, and a bad deploy's hosts stay
+// registered, failing every check, while the broken build is pulled and started in place, so
+// from FaultAt (Deploy(B) returned) the pull would come off the figure, down to nothing on a
+// machine where it takes a health check interval or two. The target's faults are in effect
+// when Inject returns (FaultAt). Zero before the fault.
+func (r *Result) RotationFrom() time.Time {
+	if r.FaultAt.IsZero() {
+		return time.Time{}
+	}
+	switch r.Config.Fault.Kind {
+	case FaultStop, FaultBadDeploy:
+		return r.StopAt
+	}
+	return r.FaultAt
 }
 
 // fewest is the smaller capacity, -1 meaning none seen yet.

@@ -79,6 +79,7 @@ type fakeFleet struct {
 
 	boot        time.Duration            // a deployed host's process answers (and passes its checks) after this
 	bootFor     map[string]time.Duration // per tag, overriding boot
+	landFor     map[string]time.Duration // per tag: an in-place deploy on the faulty hosts returns after this (the pull and start)
 	drain       time.Duration            // a deregistered host drains this long before its process is replaced
 	detect      time.Duration            // a faulted host stays in rotation this long
 	detectFor   map[string]time.Duration // per host, overriding detect
@@ -292,7 +293,7 @@ func (h faultyHosts) Deploy(ctx context.Context, img drill.Image) error {
 		h.f.hosts[id].serve.set(now.Add(boot), answer{version: img.Version, broken: true})
 		h.f.faulted(now)
 	})
-	return nil
+	return h.f.clock.wait(ctx, h.f.landFor[img.Tag]) // the stopped hosts stay registered meanwhile
 }
 
 func (h faultyHosts) Inject(ctx context.Context, fault drill.Fault) error {
@@ -839,6 +840,38 @@ func TestFleetBadDeployLandsOnTheFaultyHostsOnly(t *testing.T) {
 		}
 		if f := drill.ComputeFigures(res).Fleet; !within(f.OutOfRotation, h.fleet.detect, h.cfg.Interval) {
 			t.Errorf("out of rotation after %+v, want within a poll of the 2s detection", f.OutOfRotation)
+		}
+	})
+}
+
+// A broken build that takes longer to land (pull and start) than the load balancer takes to
+// notice the stopped V: the hosts stay registered and fail their checks from the stop of V on,
+// so the figures count from there, not from Deploy(B) returning (which would take the pull off
+// them, down to nothing or less).
+func TestFleetBadDeployOutOfRotationCountsFromTheStopOfV(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newFleetHarness(3, 1)
+		h.cfg.AutoRollback = true
+		h.cfg.Fault = drill.Fault{Kind: drill.FaultBadDeploy}
+		h.cfg.Broken = image("v2-broken")
+		h.fleet.landFor = map[string]time.Duration{"v2-broken": 3 * time.Second}
+		h.fleet.detect = 2 * time.Second
+		res, err := h.run(t.Context())
+		if err != nil || !res.Passed() {
+			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
+		}
+		if d := res.FaultAt.Sub(res.StopAt); d != 3*time.Second {
+			t.Fatalf("B landed %v after the stop, want the fake's 3s", d)
+		}
+		f := drill.ComputeFigures(res).Fleet
+		if !within(f.OutOfRotation, h.fleet.detect, h.cfg.Interval) {
+			t.Errorf("out of rotation after %+v, want within a poll of the 2s detection from the stop of V", f.OutOfRotation)
+		}
+		if hf := hostFigures(f, "i-1"); !within(hf.OutOfRotation, h.fleet.detect, h.cfg.Interval) {
+			t.Errorf("i-1 out of rotation after %+v, want within a poll of the 2s detection from the stop of V", hf.OutOfRotation)
+		}
+		if e := expectationByPhase(res, drill.PhaseOutage); !strings.Contains(e.Message, "i-1 after 2") {
+			t.Errorf("outage message %q, want i-1 out 2s and a poll after the stop of V", e.Message)
 		}
 	})
 }

@@ -103,7 +103,8 @@ type Result struct {
 	Requests []RequestSample
 	// StopAt is when Stop was called; RollbackAt when Deploy(K) was called. Zero if not reached.
 	StopAt, RollbackAt time.Time
-	// FaultAt is when the fault was in effect (a broken build: when it first answered).
+	// FaultAt is when the fault was in effect (a broken build on one host: when it first
+	// answered; on a fleet: when it landed, Deploy returning).
 	FaultAt time.Time
 	// RollbackTrigger says what ended the outage window: the window elapsing or the watchdog.
 	RollbackTrigger string

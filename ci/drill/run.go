@@ -95,9 +95,9 @@ func (r *run) drive(ctx context.Context) error {
 			return err
 		}
 	}
-	r.enter(PhaseDeploy, v.Version)
+	deployStarted := r.enter(PhaseDeploy, v.Version)
 	if r.res.Started.IsZero() {
-		r.res.Started = r.res.Marks[0].Start
+		r.res.Started = deployStarted
 	}
 	if ctx.Err() != nil {
 		return r.interrupted(ctx)
@@ -108,7 +108,7 @@ func (r *run) drive(ctx context.Context) error {
 	}
 	r.mon.setEndpoint(r.deps.Target.Endpoint())
 	r.startWatching(ctx)
-	if err := r.awaitHealthy(ctx, v, r.res.Marks[0].Start); err != nil {
+	if err := r.awaitHealthy(ctx, v, deployStarted); err != nil {
 		return err
 	}
 
@@ -255,8 +255,7 @@ func (r *run) removeFault(ctx context.Context, v Image) error {
 // baseline proves K healthy before V is deployed, marks it verified and stops it: the drill
 // then rolls back to a known-good version, not merely to an older one.
 func (r *run) baseline(ctx context.Context, k Image) error {
-	r.enter(PhaseBaseline, k.Version)
-	r.res.Started = r.res.Marks[0].Start
+	r.res.Started = r.enter(PhaseBaseline, k.Version)
 	if ctx.Err() != nil {
 		return r.interrupted(ctx)
 	}
@@ -266,7 +265,7 @@ func (r *run) baseline(ctx context.Context, k Image) error {
 	}
 	r.mon.setEndpoint(r.deps.Target.Endpoint())
 	r.startWatching(ctx)
-	if err := r.awaitHealthy(ctx, k, r.res.Marks[0].Start); err != nil {
+	if err := r.awaitHealthy(ctx, k, r.res.Started); err != nil {
 		return err
 	}
 	r.mon.settle(ctx)
@@ -286,14 +285,16 @@ func (r *run) baseline(ctx context.Context, k Image) error {
 	return nil
 }
 
-// enter ends the current phase and starts p, in which probes expect want.
-func (r *run) enter(p Phase, want string) {
+// enter ends the current phase and starts p, in which probes expect want; it returns p's start,
+// which p's own figures count from.
+func (r *run) enter(p Phase, want string) time.Time {
 	now := r.mon.switchTo(p, want)
 	if n := len(r.res.Marks); n > 0 {
 		r.res.Marks[n-1].End = now
 	}
 	r.res.Marks = append(r.res.Marks, Mark{Phase: p, Start: now})
 	r.phase = p
+	return now
 }
 
 // startWatching starts the probes and, for a fleet, the polls of the load balancer's view.

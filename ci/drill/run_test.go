@@ -2,6 +2,7 @@ package drill_test
 
 import (
 	"context"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -446,6 +447,41 @@ func TestAUserRequestCountsInThePhaseItStartedIn(t *testing.T) {
 		if req.Phase != drill.PhaseOutage || req.At.Before(outage.Start) || req.At.Sub(live.Start) != 11*time.Second {
 			t.Errorf("the request sent %s into the live window, during the outage (%s to %s), counts in %s",
 				req.At.Sub(live.Start), outage.Start.Sub(live.Start), outage.End.Sub(live.Start), req.Phase)
+		}
+	})
+}
+
+// Every "healthy after" figure counts from the start of its own phase, so it never exceeds
+// that phase's length in the phase table (a deploy after a baseline once counted from the
+// baseline's start).
+func TestHealthyFiguresCountFromTheirOwnPhase(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.cfg.RollbackTo = "v1b"
+		h.verifyK = true
+		res, err := h.run(t.Context())
+		if err != nil || !res.Passed() {
+			t.Fatalf("run: %v, %+v", err, res.Expectations)
+		}
+		healthy := regexp.MustCompile(`healthy (\S+) after (\w+) started`)
+		seen := 0
+		for _, e := range res.Expectations {
+			m := healthy.FindStringSubmatch(e.Message)
+			if m == nil {
+				continue
+			}
+			seen++
+			took, err := time.ParseDuration(m[1])
+			if err != nil || m[2] != string(e.Phase) {
+				t.Fatalf("%s: %q: duration %v, phase %q", e.Phase, e.Message, err, m[2])
+			}
+			mark, _ := res.Mark(e.Phase)
+			if length := mark.End.Sub(mark.Start); took < h.target.boot || took > length {
+				t.Errorf("%s: healthy after %s, want between the boot (%s) and the phase's length (%s)", e.Phase, took, h.target.boot, length)
+			}
+		}
+		if seen != 3 {
+			t.Errorf("%d healthy figures, want baseline, deploy and rollback", seen)
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 // The pipeline builds the image with the Dagger API; app/Dockerfile is for people without
 // Dagger. This test builds both from the same base and checks they make the same app.
 func TestDockerfileAndPipelineBuildTheSameApp(t *testing.T) {
+	t.Parallel()
 	c := testenv.Dagger(t)
 	reg := testenv.StartRegistry(t, "", "")
 	baseImg, err := tarball.ImageFromPath(testenv.BaseImage(t), nil)

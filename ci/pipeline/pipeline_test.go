@@ -49,6 +49,7 @@ func health(t *testing.T, c *dagger.Client, base *dagger.Container, img *dagger.
 }
 
 func TestBuildBakesTheVersionIntoTheImage(t *testing.T) {
+	t.Parallel()
 	c := testenv.Dagger(t)
 	src := source(t, c, appDir(t), "a1b2c3d")
 	img := pipeline.Build(c, src)
@@ -73,6 +74,7 @@ func TestBuildBakesTheVersionIntoTheImage(t *testing.T) {
 }
 
 func TestTestStageReportsPytestOutputWhenATestFails(t *testing.T) {
+	t.Parallel()
 	c := testenv.Dagger(t)
 	dir := t.TempDir()
 	if err := os.CopyFS(dir, os.DirFS(appDir(t))); err != nil {

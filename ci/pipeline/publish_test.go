@@ -13,6 +13,7 @@ import (
 )
 
 func TestPublishPushesWithAuthAndReturnsTheDigestReference(t *testing.T) {
+	t.Parallel()
 	c := testenv.Dagger(t)
 	reg := testenv.StartRegistry(t, "AWS", "s3cret-token")
 	img := pipeline.Build(c, source(t, c, appDir(t), "b2c3d4e"))

@@ -162,7 +162,7 @@ func strayPolls(b *strings.Builder, res *drill.Result) {
 	fl := res.Fleet
 	var shown int
 	for _, s := range fl.Samples {
-		if s.At.Before(res.FaultAt) || s.Phase != drill.PhaseStop && s.Phase != drill.PhaseOutage {
+		if res.FaultAt.IsZero() || s.At.Before(res.RotationFrom()) || s.Phase != drill.PhaseStop && s.Phase != drill.PhaseOutage {
 			continue
 		}
 		broke := s.Err != ""

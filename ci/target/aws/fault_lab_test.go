@@ -117,46 +117,50 @@ func TestFaultsInTheLab(t *testing.T) {
 				}
 			}, true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			start := time.Now()
-			h := bootLabHost(t, l, "f-"+string(tt.fault.Kind))
-			ctx := t.Context()
-			if err := h.target.Inject(ctx, tt.fault); err != nil {
-				t.Fatal(err)
-			}
-			injected := time.Now()
-			tt.during(t, h)
+	// Each case boots a host of its own: side by side, then the lab must hold nothing.
+	t.Run("each fault", func(t *testing.T) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				start := time.Now()
+				h := bootLabHost(t, l, "f-"+string(tt.fault.Kind))
+				ctx := t.Context()
+				if err := h.target.Inject(ctx, tt.fault); err != nil {
+					t.Fatal(err)
+				}
+				injected := time.Now()
+				tt.during(t, h)
 
-			if err := h.target.Clear(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if left := h.state(t).Clean(); len(left) > 0 {
-				t.Errorf("Clear left %q", left)
-			}
-			if err := h.target.Clear(ctx); err != nil {
-				t.Errorf("a second Clear: %v", err)
-			}
-			if tt.redeploy {
-				h.deploy(t)
-			}
-			h.expectOutcomes(t, 2, probe.OK)
+				if err := h.target.Clear(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if left := h.state(t).Clean(); len(left) > 0 {
+					t.Errorf("Clear left %q", left)
+				}
+				if err := h.target.Clear(ctx); err != nil {
+					t.Errorf("a second Clear: %v", err)
+				}
+				if tt.redeploy {
+					h.deploy(t)
+				}
+				h.expectOutcomes(t, 2, probe.OK)
 
-			// Once more, and this time only Teardown clears it.
-			if err := h.target.Inject(ctx, tt.fault); err != nil {
-				t.Fatal(err)
-			}
-			if tt.fault.Kind == drill.FaultCrashloop {
-				h.awaitRestarts(t, 1)
-			}
-			if tt.fault.Kind != drill.FaultKill && len(h.state(t).Clean()) == 0 {
-				t.Error("the injected fault leaves no trace State sees: the check after teardown proves nothing")
-			}
-			h.teardown(t, true)
-			t.Logf("%s: fault in effect %s after boot, whole case %s", tt.fault, injected.Sub(start).Round(time.Millisecond),
-				time.Since(start).Round(time.Millisecond))
-		})
-	}
+				// Once more, and this time only Teardown clears it.
+				if err := h.target.Inject(ctx, tt.fault); err != nil {
+					t.Fatal(err)
+				}
+				if tt.fault.Kind == drill.FaultCrashloop {
+					h.awaitRestarts(t, 1)
+				}
+				if tt.fault.Kind != drill.FaultKill && len(h.state(t).Clean()) == 0 {
+					t.Error("the injected fault leaves no trace State sees: the check after teardown proves nothing")
+				}
+				h.teardown(t, true)
+				t.Logf("%s: fault in effect %s after boot, whole case %s", tt.fault, injected.Sub(start).Round(time.Millisecond),
+					time.Since(start).Round(time.Millisecond))
+			})
+		}
+	})
 	l.AssertNothingLeft(t)
 }
 

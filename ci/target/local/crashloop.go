@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/deploydrill/deploydrill/ci/drill"
+	"github.com/deploydrill/deploydrill/ci/probe"
 )
 
 const (
@@ -15,10 +16,12 @@ const (
 	restartBackoff = time.Second
 	// stepTimeout bounds one start or one kill of the loop.
 	stepTimeout = 2 * time.Minute
+	// serveWait bounds the wait for a restarted app to answer /health, where its uptime starts.
+	serveWait = time.Minute
 )
 
 // startCrashloop runs the restart policy of a crashlooping app in the background: start img in
-// a fresh session (the Deploy path), let it run for f.Uptime, SIGKILL it and end its session,
+// a fresh session (the Deploy path), let it answer for f.Uptime, SIGKILL it and end its session,
 // start it again. Called with t.mu held, after Inject crashed the running version.
 //
 // Ending the loop never cancels a start in flight: a service whose start is cancelled can come
@@ -90,6 +93,17 @@ func (l *crashloop) run(t *Target, quit <-chan struct{}, uptime time.Duration, i
 			continue
 		}
 		l.last = d
+		// Up is answering: the tunnel opens once the engine can connect to the app's port, which
+		// gunicorn's master binds before its workers have loaded the app (a second or more on a
+		// loaded machine). An uptime counted from there can end every start before one answer.
+		if err := t.waitServing(quit, img); err != nil {
+			select {
+			case <-quit:
+				return // Clear or Stop ends d's session
+			default:
+			}
+			l.fail(err) // crash it all the same: the loop goes on
+		}
 		select { // the app's uptime: the fault's own timing, not a wait for a condition
 		case <-quit:
 			return // Clear or Stop ends d's session
@@ -102,6 +116,29 @@ func (l *crashloop) run(t *Target, quit <-chan struct{}, uptime time.Duration, i
 			l.fail(err)
 		}
 	}
+}
+
+// waitServing polls the endpoint until img answers /health, quit is closed or serveWait passes.
+func (t *Target) waitServing(quit <-chan struct{}, img drill.Image) error {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-quit:
+			cancel(errors.New("the restart loop ends"))
+		case <-ctx.Done():
+		}
+	}()
+	p := probe.New(time.Second)
+	var last probe.Sample
+	err := poll(ctx, serveWait, fmt.Sprintf("%s to answer on %s", img.Tag, t.Endpoint()), func() (bool, error) {
+		last = p.Probe(ctx, t.Endpoint(), img.Version)
+		return last.OK(), nil
+	})
+	if err != nil && last.Err != "" {
+		return fmt.Errorf("%w (last probe: %s, %s)", err, last.Outcome, last.Err)
+	}
+	return err
 }
 
 // crash kills d's container and ends its session, unless d is no longer the running version.

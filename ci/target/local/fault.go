@@ -30,8 +30,9 @@ import (
 //	          every kernel; this one works wherever iptables does). Clear deletes the rule and
 //	          closes the proxy.
 //	crashloop the running container is killed as above, then a restart loop starts the same
-//	          image in a fresh session, kills it Uptime after it is up, and so on until Clear,
-//	          which ends the loop and leaves nothing running.
+//	          image in a fresh session, kills it Uptime after it first answers /health (so every
+//	          start serves for Uptime, however long the app takes to boot), and so on until
+//	          Clear, which ends the loop and leaves nothing running.
 
 // injected is the fault in effect.
 type injected struct {

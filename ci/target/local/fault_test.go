@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -152,12 +153,21 @@ func TestInjectRefusesWithoutARunningVersion(t *testing.T) {
 // Every fault on a real engine, checked from outside: /proc, cgroup.events, iptables and ss in
 // the app's namespace, and requests through the tunnel.
 func TestFaults(t *testing.T) {
-	v := uniqueVersion(t)
-	store, images := buildImages(t, v)
-	img := images[0]
-	keep := retention.Policy{Keep: []string{v}}
+	// Each case has a version of its own, so the cases run side by side and find their own
+	// processes; the versions are the same on every run, so the engine's cache serves the builds.
+	kinds := []string{"kill", "hang", "partition", "slow", "crashloop"}
+	var versions []string
+	for _, kind := range kinds {
+		versions = append(versions, stableVersion(t, kind))
+	}
+	store, images := buildImages(t, versions...)
+	keep := retention.Policy{Keep: versions}
+	imageOf := func(t *testing.T) drill.Image {
+		kind, _, _ := strings.Cut(strings.TrimPrefix(t.Name(), "TestFaults/"), "_")
+		return images[slices.Index(kinds, kind)]
+	}
 
-	deploy := func(t *testing.T) *local.Target {
+	deploy := func(t *testing.T, img drill.Image) *local.Target {
 		t.Helper()
 		target, err := local.New(local.Config{Images: store, Listen: freeAddr(t)})
 		if err != nil {
@@ -167,7 +177,7 @@ func TestFaults(t *testing.T) {
 		if err := target.Deploy(t.Context(), img); err != nil {
 			t.Fatal(err)
 		}
-		waitHealthy(t, target.Endpoint(), v)
+		waitHealthy(t, target.Endpoint(), img.Tag)
 		return target
 	}
 	inject := func(t *testing.T, target *local.Target, f drill.Fault) {
@@ -200,7 +210,10 @@ func TestFaults(t *testing.T) {
 	}
 
 	t.Run("kill leaves no process and requests are refused", func(t *testing.T) {
-		target := deploy(t)
+		t.Parallel()
+		img := imageOf(t)
+		v := img.Tag
+		target := deploy(t, img)
 		c := theContainer(t, v)
 		inject(t, target, drill.Fault{Kind: drill.FaultKill})
 		if pids := testenv.AppProcesses(v); len(pids) > 0 {
@@ -216,7 +229,10 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("hang freezes the cgroup: connects succeed, requests time out; Clear thaws", func(t *testing.T) {
-		target := deploy(t)
+		t.Parallel()
+		img := imageOf(t)
+		v := img.Tag
+		target := deploy(t, img)
 		c := theContainer(t, v)
 		inject(t, target, drill.Fault{Kind: drill.FaultHang})
 		if _, _, frozen := testenv.CgroupState(c.Cgroup); !frozen {
@@ -247,7 +263,10 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("partition drops the app's port in its namespace: requests time out; Clear deletes the rule", func(t *testing.T) {
-		target := deploy(t)
+		t.Parallel()
+		img := imageOf(t)
+		v := img.Tag
+		target := deploy(t, img)
 		c := theContainer(t, v)
 		inject(t, target, drill.Fault{Kind: drill.FaultPartition})
 		rules := netnsOutput(t, c, "iptables", "-S", "INPUT")
@@ -271,7 +290,10 @@ func TestFaults(t *testing.T) {
 
 	t.Run("slow delays every response by the delay; Clear removes the redirect and the proxy", func(t *testing.T) {
 		const delay = 1200 * time.Millisecond
-		target := deploy(t)
+		t.Parallel()
+		img := imageOf(t)
+		v := img.Tag
+		target := deploy(t, img)
 		c := theContainer(t, v)
 		listeners := netnsOutput(t, c, "ss", "-Htln")
 		inject(t, target, drill.Fault{Kind: drill.FaultSlow, Delay: delay})
@@ -306,15 +328,22 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("crashloop flaps between ok and refused while the app restarts; Clear leaves nothing running", func(t *testing.T) {
-		target := deploy(t)
+		t.Parallel()
+		img := imageOf(t)
+		v := img.Tag
+		target := deploy(t, img)
 		first := theContainer(t, v)
-		inject(t, target, drill.Fault{Kind: drill.FaultCrashloop, Uptime: time.Second})
+		const uptime = time.Second
+		inject(t, target, drill.Fault{Kind: drill.FaultCrashloop, Uptime: uptime})
 
 		seen := map[outcome]int{}
 		flips, wasOK := 0, false    // ok ↔ failed
 		starts := map[string]bool{} // one per start of the app's container
 		defer func() { t.Logf("requests %v, %d flips; %d restarts seen", seen, flips, len(starts)) }()
-		eventually(t, 30*time.Second, "requests flapping ok, failed, ok, failed and two restarts", func() bool {
+		// The loop counts a start's uptime from its first answer, so each start answers for
+		// uptime (≫ one request every ~50 ms): two starts flap ok, failed, ok by construction,
+		// each bounded as any start here is (healthyWait), plus its uptime.
+		eventually(t, 2*(healthyWait+uptime), "requests flapping ok, failed, ok, failed and two restarts", func() bool {
 			got, _, _ := request(target.Endpoint(), v, time.Second)
 			seen[got]++
 			if (got == ok) != wasOK {

@@ -3,10 +3,10 @@ package local_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/deploydrill/deploydrill/internal/retention"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deploydrill/deploydrill/internal/retention"
 
 	"github.com/deploydrill/deploydrill/ci/drill"
 	"github.com/deploydrill/deploydrill/ci/localstore"
@@ -56,6 +58,13 @@ func buildImages(t *testing.T, versions ...string) (*localstore.Store, []drill.I
 	return store, images
 }
 
+// stableVersion names a version after its test and a case: apart from every other test's, and
+// the same on every run (the engine's cache serves its build).
+func stableVersion(t *testing.T, name string) string {
+	sum := sha256.Sum256([]byte(t.Name() + "/" + name))
+	return "lt" + hex.EncodeToString(sum[:4])
+}
+
 func uniqueVersion(t *testing.T) string {
 	b := make([]byte, 4)
 	rand.Read(b)
@@ -88,17 +97,20 @@ func healthVersion(url string) (string, error) {
 	return body.Version, nil
 }
 
-// waitHealthy polls (bounded: 30 s) until the endpoint reports version.
+// healthyWait bounds one start of a version, from Deploy (or a crashloop's restart) to healthy.
+const healthyWait = 30 * time.Second
+
+// waitHealthy polls (bounded: healthyWait) until the endpoint reports version.
 func waitHealthy(t *testing.T, url, version string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(healthyWait)
 	for {
 		got, err := healthVersion(url)
 		if err == nil && got == version {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after 30s waiting for %s to report %s: last %q %v", url, version, got, err)
+			t.Fatalf("timed out after %s waiting for %s to report %s: last %q %v", healthyWait, url, version, got, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

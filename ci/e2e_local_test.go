@@ -66,12 +66,13 @@ func randomVersion(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
-// probeInterval is the e2e drills' probe interval, and so their probe timeout. A healthy answer
-// slower than the timeout fails a window for the machine's sake, not the app's: the suite runs
-// drills side by side (drillSlots) beside other packages on 2 cores, where an answer through
-// the engine's tunnel or the lab's veth takes tens of ms and, at worst, a few hundred. 500 ms
-// still puts four probes in a 2 s window. The benchmarks probe every 100 ms.
-const probeInterval = "500ms"
+// probeInterval is the e2e drills' probe interval, and so their probe timeout: the product's
+// default. A healthy answer slower than the timeout fails a window for the machine's sake, not
+// the app's, and the suite runs drills side by side (drillSlots) beside other packages on 2
+// cores, where an answer through the engine's tunnel or the lab's veth, with the users' load
+// on, was seen to take over 500 ms. A 2 s window still holds two probes; readiness (deploy,
+// rollback) is probed every 50 ms whatever the interval. The benchmarks probe every 100 ms.
+const probeInterval = "1s"
 
 // drillArgs are a short drill into a private cache, so runs never see each other's images.
 func drillArgs(t *testing.T, cache, reportDir, version string, extra ...string) []string {
@@ -212,10 +213,15 @@ func TestLocalDrillInterruptedDuringOutage(t *testing.T) {
 
 // checkDetected: the outage was seen no later than by the first probe that started once the
 // fault was in effect (that probe failed, or an earlier one did), whatever the machine's speed.
+// A crashloop answers between its crashes (on AWS the first comes an uptime after the fault,
+// give or take the loop's own docker calls): it must have been seen, by any probe.
 func checkDetected(t *testing.T, r report.Report) {
 	t.Helper()
 	if r.StopAt == nil || r.FaultAt == nil || r.Figures.TimeToDetectMS == nil {
 		t.Fatalf("stop at %v, fault at %v, time to detect %v: want all three", r.StopAt, r.FaultAt, r.Figures.TimeToDetectMS)
+	}
+	if r.Config.Fault.Kind == "crashloop" {
+		return
 	}
 	detected := r.StopAt.Add(time.Duration(*r.Figures.TimeToDetectMS * float64(time.Millisecond)))
 	for _, s := range r.Samples {

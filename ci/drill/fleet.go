@@ -123,7 +123,7 @@ func (v *balancerView) start(ctx context.Context) {
 func (v *balancerView) loop(ctx context.Context) {
 	defer close(v.done)
 	g := newGrid(v.clock, v.interval)
-	for g.wait(ctx) {
+	for g.wait(ctx, nil) {
 		at, phase := v.mon.nowIn()
 		pctx, cancel := context.WithTimeout(ctx, v.timeout)
 		hosts, err := v.fleet.TargetHealth(pctx)

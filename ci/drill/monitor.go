@@ -9,8 +9,18 @@ import (
 	"github.com/deploydrill/deploydrill/ci/probe"
 )
 
+// ReadinessInterval paces the probes of a phase that waits for a version to come up (baseline,
+// deploy, rollback) until one finds it healthy: readiness is measured at this grain, not at the
+// probe interval's (a 1 s interval would round a 0.2 s rollback up to a second).
+const ReadinessInterval = 50 * time.Millisecond
+
+// StartUp reports the phases that wait for a version to come up: their probes measure how long
+// that took, not the service's availability.
+func StartUp(p Phase) bool { return p == PhaseBaseline || p == PhaseDeploy || p == PhaseRollback }
+
 // monitor probes the target at a fixed interval from its own goroutine, so probing never pauses
-// while the drill waits on the target (a slow Stop or Deploy is watched, not skipped). One probe
+// while the drill waits on the target (a slow Stop or Deploy is watched, not skipped); in a
+// start-up phase it probes every ReadinessInterval until the version answers healthy. One probe
 // is in flight at a time. Each sample is tagged with the phase and expected version in force when
 // it started; the drill switches both under the same lock, so a sample's tag agrees with the
 // phase marks.
@@ -29,8 +39,10 @@ type monitor struct {
 	samples  []Sample
 	inflight *flight // the probe running now, nil between probes
 	closed   bool    // no new probes
+	up       bool    // a probe of this phase found its version healthy
 
 	notify chan struct{} // signalled after each recorded sample; capacity 1
+	wake   chan struct{} // signalled when a start-up phase begins: probe at once; capacity 1
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the loop has returned; nil until started
 }
@@ -41,15 +53,29 @@ type flight struct {
 }
 
 func newMonitor(clock Clock, prober Prober, interval, timeout time.Duration) *monitor {
-	return &monitor{clock: clock, prober: prober, interval: interval, timeout: timeout, notify: make(chan struct{}, 1)}
+	return &monitor{clock: clock, prober: prober, interval: interval, timeout: timeout,
+		notify: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 }
 
 // switchTo makes new probes carry phase and expect want; it returns the switch time.
 func (m *monitor) switchTo(phase Phase, want string) time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.phase, m.want, m.also = phase, want, ""
+	m.phase, m.want, m.also, m.up = phase, want, "", false
+	if StartUp(phase) {
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
+	}
 	return m.clock.Now()
+}
+
+// readying reports a start-up phase whose version has not answered healthy yet.
+func (m *monitor) readying() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return StartUp(m.phase) && !m.up
 }
 
 // tolerate makes an answer from version healthy too until the next switch: a fleet's rolling
@@ -102,8 +128,12 @@ func (m *monitor) loop(ctx context.Context) {
 	defer close(m.done)
 	g := newGrid(m.clock, m.interval)
 	for {
-		if !g.wait(ctx) {
+		if !g.wait(ctx, m.wake) {
 			return
+		}
+		select { // a wake that came while the last probe ran: this probe answers it
+		case <-m.wake:
+		default:
 		}
 		m.mu.Lock()
 		if m.closed {
@@ -129,6 +159,9 @@ func (m *monitor) loop(ctx context.Context) {
 		m.mu.Lock()
 		if ctx.Err() == nil { // a probe cut short by the drill ending says nothing about the target
 			m.samples = append(m.samples, Sample{Phase: phase, Want: want, Sample: s})
+			if phase == m.phase && s.OK() {
+				m.up = true
+			}
 		}
 		m.inflight = nil
 		close(f.done)
@@ -140,7 +173,11 @@ func (m *monitor) loop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		g.advance()
+		if m.readying() {
+			g.soon(ReadinessInterval)
+		} else {
+			g.advance()
+		}
 	}
 }
 
@@ -156,16 +193,25 @@ func newGrid(clock Clock, interval time.Duration) *grid {
 	return &grid{clock: clock, interval: interval, next: clock.Now()}
 }
 
-// wait returns at the next tick, or false once ctx ended.
-func (g *grid) wait(ctx context.Context) bool {
+// wait returns at the next tick, or at once when wake is signalled (a nil wake never is), or
+// false once ctx ended.
+func (g *grid) wait(ctx context.Context, wake <-chan struct{}) bool {
 	if d := g.next.Sub(g.clock.Now()); d > 0 {
 		select {
 		case <-g.clock.After(d):
+		case <-wake:
+			g.next = g.clock.Now()
 		case <-ctx.Done():
 			return false
 		}
 	}
 	return true
+}
+
+// soon moves the next tick to d from now (a start-up phase's fine grain); the grid goes on from
+// there.
+func (g *grid) soon(d time.Duration) {
+	g.next = g.clock.Now().Add(d)
 }
 
 // advance moves to the next tick once the loop's work is done.

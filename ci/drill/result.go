@@ -103,6 +103,9 @@ type Result struct {
 	Requests []RequestSample
 	// StopAt is when Stop was called; RollbackAt when Deploy(K) was called. Zero if not reached.
 	StopAt, RollbackAt time.Time
+	// Steps is where the time of a phase's deploy or stop went, as the target measured it
+	// (Explainer); nil for targets that do not say.
+	Steps map[Phase][]Step
 	// FaultAt is when the fault was in effect (a broken build on one host: when it first
 	// answered; on a fleet: when it landed, Deploy returning).
 	FaultAt time.Time
@@ -121,7 +124,7 @@ type Result struct {
 // Teardown is what a run's teardown did: it runs after the drill (or after a stage before it
 // failed), so the report written after it can say what may be left.
 type Teardown struct {
-	Steps     []TeardownStep
+	Steps     []Step
 	Retention string // what retention kept and removed; "" when it did not run
 	// Left names what may remain when a step failed, in deletion order; Sweep is the exact
 	// command that removes it.
@@ -129,8 +132,9 @@ type Teardown struct {
 	Sweep string
 }
 
-// TeardownStep is one teardown step's outcome.
-type TeardownStep struct {
+// Step is one timed step of what a target did: a teardown's, or how a version came up (its
+// session, image, container and tunnel, first answer, the switch to it) or went down.
+type Step struct {
 	Name  string
 	Took  time.Duration
 	Error string // "" when it succeeded

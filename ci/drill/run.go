@@ -106,6 +106,7 @@ func (r *run) drive(ctx context.Context) error {
 	if err := r.deps.Target.Deploy(ctx, v); err != nil {
 		return fmt.Errorf("deploy %s: %w", v.Tag, err)
 	}
+	r.explain(PhaseDeploy)
 	r.mon.setEndpoint(r.deps.Target.Endpoint())
 	r.startWatching(ctx)
 	if err := r.awaitHealthy(ctx, v, deployStarted); err != nil {
@@ -175,6 +176,7 @@ func (r *run) drive(ctx context.Context) error {
 	if err := r.deps.Target.Deploy(ctx, k); err != nil {
 		return fmt.Errorf("rollback: deploy %s: %w", k.Tag, err)
 	}
+	r.explain(PhaseRollback)
 	r.mon.setEndpoint(r.deps.Target.Endpoint())
 	if err := r.awaitHealthy(ctx, k, r.res.RollbackAt); err != nil {
 		return err
@@ -200,6 +202,7 @@ func (r *run) inject(ctx context.Context, v Image) error {
 		if err := t.Stop(ctx); err != nil {
 			return fmt.Errorf("stop %s: %w", v.Tag, err)
 		}
+		r.explain(PhaseStop)
 	case r.cfg.Fault.Kind == FaultBadDeploy:
 		b := r.cfg.Broken
 		if err := t.Stop(ctx); err != nil {
@@ -263,6 +266,7 @@ func (r *run) baseline(ctx context.Context, k Image) error {
 	if err := r.deps.Target.Deploy(ctx, k); err != nil {
 		return fmt.Errorf("baseline: deploy %s: %w", k.Tag, err)
 	}
+	r.explain(PhaseBaseline)
 	r.mon.setEndpoint(r.deps.Target.Endpoint())
 	r.startWatching(ctx)
 	if err := r.awaitHealthy(ctx, k, r.res.Started); err != nil {
@@ -283,6 +287,26 @@ func (r *run) baseline(ctx context.Context, k Image) error {
 		return fmt.Errorf("baseline: stop %s: %w", k.Tag, err)
 	}
 	return nil
+}
+
+// explain records where the time of phase p's deploy (or, for the stop, its stop) went, when
+// the target says (Explainer). A fleet's hosts say nothing: the load balancer's view does.
+func (r *run) explain(p Phase) {
+	e, ok := r.deps.Target.(Explainer)
+	if !ok || r.fleet != nil {
+		return
+	}
+	steps := e.DeploySteps()
+	if p == PhaseStop {
+		steps = e.StopSteps()
+	}
+	if len(steps) == 0 {
+		return
+	}
+	if r.res.Steps == nil {
+		r.res.Steps = map[Phase][]Step{}
+	}
+	r.res.Steps[p] = steps
 }
 
 // enter ends the current phase and starts p, in which probes expect want; it returns p's start,

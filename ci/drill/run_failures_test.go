@@ -33,11 +33,11 @@ func TestRunFailures(t *testing.T) {
 		name: "a new version that never becomes healthy fails deploy and live, and the rollback still runs",
 		setup: func(h *harness) {
 			h.target.boots = map[string]time.Duration{"v2": time.Hour}
-			h.cfg.ReadyTimeout = 5500 * time.Millisecond // off the probe grid, so the last deploy probe is at 5 s
+			h.cfg.ReadyTimeout = 5500 * time.Millisecond // readiness probes every 51 ms (a refusal and the grain): 108 by 5.5 s
 		},
 		want:    map[drill.Phase]drill.Status{"deploy": F, "live": F, "outage": P, "rollback": P, "recovery": P},
 		calls:   []string{"deploy v2", "stop", "deploy v1"},
-		message: map[drill.Phase]string{"deploy": "v2 not healthy within 5.5s: 6 probes, the last refused", "live": "10 of 10 probes failed (refused ×10)"},
+		message: map[drill.Phase]string{"deploy": "v2 not healthy within 5.5s: 108 probes, the last refused", "live": "10 of 10 probes failed (refused ×10)"},
 	}, {
 		name:    "a failed rollback deploy stops the drill",
 		setup:   func(h *harness) { h.target.deployErr = map[string]error{"v1": errors.New("port 8080 in use")} },

@@ -33,37 +33,52 @@ func TestRunHealthyDrillPassesAndRollsBackToTheLatestVerifiedImage(t *testing.T)
 		if want := drill.Phases[1:]; !slices.Equal(phasesRun(res), want) { // no baseline: K is verified
 			t.Errorf("phases %v, want %v", phasesRun(res), want)
 		}
-		// Probes every second from the deploy: V answers from 1.5 s, so the third probe (2 s, 3 ms)
-		// is the first healthy one; the windows then run 10 s each.
+		// Until V answers, the deploy probes every ReadinessInterval (50 ms after each refusal,
+		// which takes 1 ms): V answers from 1.5 s, so the probe at 30 × 51 ms = 1.53 s (3 ms) is the
+		// first healthy one; then probes every second, and the windows run 10 s each. The
+		// rollback probes at the fine grain again: K answers 1.5 s after its Deploy.
 		wantMarks := []struct {
 			phase      drill.Phase
 			start, end time.Duration
 		}{
-			{drill.PhaseDeploy, 0, ms(2003)},
-			{drill.PhaseLive, ms(2003), ms(12003)},
-			{drill.PhaseStop, ms(12003), ms(12003)},
-			{drill.PhaseOutage, ms(12003), ms(22003)},
-			{drill.PhaseRollback, ms(22003), ms(24003)},
-			{drill.PhaseRecovery, ms(24003), ms(34003)},
-			{drill.PhaseTeardown, ms(34003), ms(34003)}, // recorded by the harness, as the lifecycle does
+			{drill.PhaseDeploy, 0, ms(1533)},
+			{drill.PhaseLive, ms(1533), ms(11533)},
+			{drill.PhaseStop, ms(11533), ms(11533)},
+			{drill.PhaseOutage, ms(11533), ms(21533)},
+			{drill.PhaseRollback, ms(21533), ms(23066)},
+			{drill.PhaseRecovery, ms(23066), ms(33066)},
+			{drill.PhaseTeardown, ms(33066), ms(33066)}, // recorded by the harness, as the lifecycle does
 		}
 		for i, w := range wantMarks {
 			if m := res.Marks[i]; m.Phase != w.phase || !m.Start.Equal(at(w.start)) || !m.End.Equal(at(w.end)) {
 				t.Errorf("mark %d: %s %v..%v, want %s %v..%v", i, m.Phase, m.Start.Sub(base), m.End.Sub(base), w.phase, w.start, w.end)
 			}
 		}
-		if !res.StopAt.Equal(at(ms(12003))) || !res.RollbackAt.Equal(at(ms(22003))) {
+		if !res.StopAt.Equal(at(ms(11533))) || !res.RollbackAt.Equal(at(ms(21533))) {
 			t.Errorf("stop at %v, rollback at %v", res.StopAt.Sub(base), res.RollbackAt.Sub(base))
 		}
-		for p, want := range map[drill.Phase]int{drill.PhaseDeploy: 3, drill.PhaseLive: 10, drill.PhaseStop: 0,
-			drill.PhaseOutage: 10, drill.PhaseRollback: 2, drill.PhaseRecovery: 10} {
+		for p, want := range map[drill.Phase]int{drill.PhaseDeploy: 31, drill.PhaseLive: 10, drill.PhaseStop: 0,
+			drill.PhaseOutage: 10, drill.PhaseRollback: 31, drill.PhaseRecovery: 10} {
 			if got := countPhase(res, p); got != want {
 				t.Errorf("%s: %d samples, want %d", p, got, want)
 			}
 		}
 		for i, s := range res.Samples {
-			if want := at(time.Duration(i) * time.Second); !s.At.Equal(want) {
-				t.Fatalf("sample %d at %v, want every interval from the deploy (%v)", i, s.At.Sub(base), want.Sub(base))
+			if i > 0 {
+				prev := res.Samples[i-1]
+				gap := s.At.Sub(prev.At)
+				switch {
+				case prev.Phase == s.Phase && (s.Phase == drill.PhaseDeploy || s.Phase == drill.PhaseRollback):
+					if gap != drill.ReadinessInterval+time.Millisecond {
+						t.Errorf("sample %d: %v after the last, want the readiness grain after a refusal", i, gap)
+					}
+				case s.Phase == drill.PhaseRollback: // the first probe of the rollback starts with it
+					if !s.At.Equal(res.RollbackAt) {
+						t.Errorf("the rollback's first probe at %v, want at once (%v)", s.At.Sub(base), res.RollbackAt.Sub(base))
+					}
+				case gap != time.Second && !(prev.Phase == drill.PhaseRollback && s.Phase == drill.PhaseRecovery):
+					t.Errorf("sample %d (%s): %v after the last, want the interval (1s)", i, s.Phase, gap)
+				}
 			}
 			if m, _ := res.Mark(s.Phase); s.At.Before(m.Start) || !s.At.Before(m.End) {
 				t.Errorf("sample %d at %v tagged %s, outside its phase %v..%v", i, s.At.Sub(base), s.Phase, m.Start.Sub(base), m.End.Sub(base))
@@ -71,9 +86,9 @@ func TestRunHealthyDrillPassesAndRollsBackToTheLatestVerifiedImage(t *testing.T)
 		}
 		f := drill.ComputeFigures(res)
 		for name, c := range map[string]struct{ got, want drill.NullDuration }{
-			"detect":   {f.TimeToDetect, drill.NullDuration{D: ms(998), Valid: true}},       // probe at 13 s fails at 13.001
-			"recover":  {f.TimeToRecover, drill.NullDuration{D: ms(2000), Valid: true}},     // K healthy at 24.003
-			"downtime": {f.ObservedDowntime, drill.NullDuration{D: ms(11002), Valid: true}}, // 13.001 to 24.003
+			"detect":   {f.TimeToDetect, drill.NullDuration{D: ms(998), Valid: true}},       // probe at 12.53 s fails at 12.531
+			"recover":  {f.TimeToRecover, drill.NullDuration{D: ms(1533), Valid: true}},     // K healthy at 23.066
+			"downtime": {f.ObservedDowntime, drill.NullDuration{D: ms(10535), Valid: true}}, // 12.531 to 23.066
 		} {
 			if c.got != c.want {
 				t.Errorf("%s: %+v, want %+v", name, c.got, c.want)
@@ -93,12 +108,12 @@ func TestRunWatchdogRollsBackAfterConsecutiveFailures(t *testing.T) {
 		if err != nil || !res.Passed() {
 			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
 		}
-		// Outage probes at 13, 14, 15 s are refused; the third is known at 15.001.
+		// Outage probes at 12.53, 13.53, 14.53 s are refused; the third is known at 14.531.
 		if got := countPhase(res, drill.PhaseOutage); got != drill.DefaultFailuresToRollback {
 			t.Errorf("%d outage samples, want %d", got, drill.DefaultFailuresToRollback)
 		}
-		if !res.RollbackAt.Equal(at(ms(15001))) {
-			t.Errorf("rollback at %v, want 15.001s", res.RollbackAt.Sub(base))
+		if !res.RollbackAt.Equal(at(ms(14531))) {
+			t.Errorf("rollback at %v, want 14.531s", res.RollbackAt.Sub(base))
 		}
 		if !strings.HasPrefix(res.RollbackTrigger, "watchdog: 3 consecutive") {
 			t.Errorf("rollback trigger %q", res.RollbackTrigger)
@@ -127,13 +142,15 @@ func TestRunLetsTheLastLiveProbeFinishBeforeStopping(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness()
 		h.prober.okLatency, h.prober.judgeAtEnd = 400*time.Millisecond, true
-		h.cfg.Windows.Live = 9800 * time.Millisecond // V healthy at 2.4 s: the window ends at 12.2 s, mid-probe
+		// V is healthy at 1.93 s (the readiness probe at 1.53 s answers 400 ms later), so the
+		// window ends at 11.73 s, mid-probe: the probe that started at 11.53 s.
+		h.cfg.Windows.Live = 9800 * time.Millisecond
 		res, err := h.run(t.Context())
 		if err != nil || !res.Passed() {
 			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
 		}
-		if !res.StopAt.Equal(at(ms(12400))) {
-			t.Errorf("stop at %v, want 12.4s: after the probe started at 12 s answered", res.StopAt.Sub(base))
+		if !res.StopAt.Equal(at(ms(11930))) {
+			t.Errorf("stop at %v, want 11.93s: after the probe started at 11.53 s answered", res.StopAt.Sub(base))
 		}
 	})
 }
@@ -173,9 +190,9 @@ func TestRunPreparesKDuringTheLiveWindow(t *testing.T) {
 			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
 		}
 		checkCalls(t, h.target.Calls(), "deploy v2", "prepare v1", "stop", "deploy v1")
-		// Prepare started with the live window at 2.003 s and took 15 s.
-		if !res.StopAt.Equal(at(ms(17003))) {
-			t.Errorf("stop at %v, want after prepare finished at 17.003s", res.StopAt.Sub(base))
+		// Prepare started with the live window at 1.533 s and took 15 s.
+		if !res.StopAt.Equal(at(ms(16533))) {
+			t.Errorf("stop at %v, want after prepare finished at 16.533s", res.StopAt.Sub(base))
 		}
 	})
 }

@@ -18,7 +18,15 @@ func (r *run) startPreparing(ctx context.Context, k Image) {
 	r.log("preparing K %s", k.Tag)
 	ctx, r.prepCancel = context.WithCancel(ctx)
 	r.prepDone = make(chan error, 1)
-	go func() { r.prepDone <- p.Prepare(ctx, k) }()
+	phase, clock := r.phase, r.clock
+	go func() {
+		start := clock.Now()
+		err := p.Prepare(ctx, k)
+		if err == nil { // said when it happens: the window goes on meanwhile
+			r.logIn(phase, "K %s prepared in %s", k.Tag, fmtDur(clock.Now().Sub(start)))
+		}
+		r.prepDone <- err
+	}()
 }
 
 // awaitPrepared lets a Prepare still running at the end of the live window finish: stopping V
@@ -41,8 +49,6 @@ func (r *run) awaitPrepared(ctx context.Context) error {
 	r.prepDone, r.prepCancel = nil, nil
 	if err != nil {
 		r.warn("prepare %s: %v (the rollback will fetch it)", r.res.K.Tag, err)
-	} else {
-		r.log("K %s prepared", r.res.K.Tag)
 	}
 	return nil
 }

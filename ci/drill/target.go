@@ -53,6 +53,14 @@ type Preparer interface {
 	Prepare(ctx context.Context, img Image) error
 }
 
+// Explainer is optionally implemented by targets that can say, step by step, how the version
+// their last Deploy served came up (a prepared one: its steps from Prepare, then the switch)
+// and how their last Stop went; the report shows it as where each phase's time went.
+type Explainer interface {
+	DeploySteps() []Step
+	StopSteps() []Step
+}
+
 // Record is one image in the inventory of earlier drills.
 type Record struct {
 	Tag      string

@@ -56,4 +56,4 @@ type Secret interface{ Reveal() string }
 type Teardown = drill.Teardown
 
 // Step is one teardown step's outcome.
-type Step = drill.TeardownStep
+type Step = drill.Step

@@ -67,14 +67,14 @@ type Report struct {
 
 // Teardown is what the run's teardown did, and what may be left when it failed.
 type Teardown struct {
-	Steps     []TeardownStep `json:"steps"`
+	Steps     []Step `json:"steps"`
 	Retention string         `json:"retention"`
 	Left      []string       `json:"left"`  // what may remain, in deletion order
 	Sweep     string         `json:"sweep"` // the command that removes it
 }
 
-// TeardownStep is one step's outcome.
-type TeardownStep struct {
+// Step is one step's outcome.
+type Step struct {
 	Name   string  `json:"name"`
 	TookMS float64 `json:"took_ms"`
 	Error  string  `json:"error"`
@@ -135,6 +135,7 @@ type Phase struct {
 	Start      time.Time `json:"start"`
 	End        time.Time `json:"end"`
 	DurationMS float64   `json:"duration_ms"`
+	Steps      []Step    `json:"steps,omitempty"` // where a deploy's or the stop's time went
 }
 
 // Figures are the drill's measurements.
@@ -277,7 +278,7 @@ func New(res *drill.Result, f drill.Figures, a Assessment) Report {
 		Warnings:      append([]string{}, res.Warnings...),
 		Error:         res.Error,
 		TeardownError: res.TeardownError,
-		Teardown: Teardown{Steps: []TeardownStep{}, Retention: res.Teardown.Retention,
+		Teardown: Teardown{Steps: []Step{}, Retention: res.Teardown.Retention,
 			Left: append([]string{}, res.Teardown.Left...), Sweep: res.Teardown.Sweep},
 		Figures: Figures{
 			TimeToDetectMS: optMillis(f.TimeToDetect), TimeToRecoverMS: optMillis(f.TimeToRecover), ObservedDowntimeMS: optMillis(f.ObservedDowntime), FaultToHealthyMS: optMillis(f.FaultToHealthy),
@@ -294,13 +295,17 @@ func New(res *drill.Result, f drill.Figures, a Assessment) Report {
 		r.Config.Fault.Broken = &b
 	}
 	for _, s := range res.Teardown.Steps {
-		r.Teardown.Steps = append(r.Teardown.Steps, TeardownStep{s.Name, millis(s.Took), s.Error})
+		r.Teardown.Steps = append(r.Teardown.Steps, Step{s.Name, millis(s.Took), s.Error})
 	}
 	for _, e := range res.Expectations {
 		r.Expectations = append(r.Expectations, Expectation{string(e.Phase), e.Name, string(e.Status), e.Message})
 	}
 	for _, m := range res.Marks {
-		r.Phases = append(r.Phases, Phase{string(m.Phase), m.Start.UTC(), m.End.UTC(), millis(m.Duration())})
+		p := Phase{Phase: string(m.Phase), Start: m.Start.UTC(), End: m.End.UTC(), DurationMS: millis(m.Duration())}
+		for _, s := range res.Steps[m.Phase] {
+			p.Steps = append(p.Steps, Step{s.Name, millis(s.Took), s.Error})
+		}
+		r.Phases = append(r.Phases, p)
 	}
 	r.Figures.Availability = availability(f.Availability)
 	if u := f.Users; u != nil {

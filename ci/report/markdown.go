@@ -105,8 +105,13 @@ func Markdown(res *drill.Result, f drill.Figures, a Assessment) []byte {
 	}
 	for _, m := range res.Marks {
 		a := avail[m.Phase]
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %s |\n", m.Phase, human(m.Duration()), a.Probes, a.Healthy, percent(a), outcomeMix(a.Outcomes))
+		share := percent(a)
+		if drill.StartUp(m.Phase) && a.Probes > 0 {
+			share = "start-up" // probes until the version answers: not the service's availability
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %s |\n", m.Phase, human(m.Duration()), a.Probes, a.Healthy, share, outcomeMix(a.Outcomes))
 	}
+	writeSteps(&b, res)
 	if len(res.Warnings) > 0 {
 		b.WriteString("\n**Warnings**\n\n")
 		for _, w := range res.Warnings {
@@ -114,6 +119,25 @@ func Markdown(res *drill.Result, f drill.Figures, a Assessment) []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+// writeSteps is where the time of the deploys and the stop went, as the target measured it.
+func writeSteps(b *bytes.Buffer, res *drill.Result) {
+	if len(res.Steps) == 0 {
+		return
+	}
+	b.WriteString("\n| Phase | Where the time went |\n|---|---|\n")
+	for _, p := range drill.Phases {
+		steps := res.Steps[p]
+		if len(steps) == 0 {
+			continue
+		}
+		parts := make([]string, len(steps))
+		for i, s := range steps {
+			parts[i] = fmt.Sprintf("%s %s", md(s.Name), human(s.Took))
+		}
+		fmt.Fprintf(b, "| %s | %s |\n", p, strings.Join(parts, " · "))
+	}
 }
 
 // writeFleet is a fleet's section: its shape, what the load balancer did with the faulty hosts,

@@ -155,3 +155,40 @@ func TestSchemaDocumentsEveryField(t *testing.T) {
 		t.Errorf("SCHEMA.md does not name %s", report.Schema)
 	}
 }
+
+// Where a deploy's and the stop's time went, as the target said, reaches the summary (one row a
+// phase, in phase order) and report.json (each phase's steps); start-up phases show no
+// availability: their probes wait for a version to come up.
+func TestStepsAndStartUpPhases(t *testing.T) {
+	res := passedResult()
+	res.Steps = map[drill.Phase][]drill.Step{
+		drill.PhaseRollback: {{Name: "container and tunnel", Took: ms(1200)}, {Name: "first healthy answer", Took: ms(300)}, {Name: "switch 127.0.0.1:8080 to it", Took: ms(1)}},
+		drill.PhaseStop:     {{Name: "close 127.0.0.1:8080", Took: ms(1)}, {Name: "end the engine session", Took: ms(800)}},
+	}
+	f := drill.ComputeFigures(res)
+	summary := string(report.Markdown(res, f, report.Assessment{}))
+	stop := strings.Index(summary, "| stop | close 127.0.0.1:8080 1 ms · end the engine session 800 ms |")
+	rollback := strings.Index(summary, "| rollback | container and tunnel 1.20 s · first healthy answer 300 ms · switch 127.0.0.1:8080 to it 1 ms |")
+	if stop < 0 || rollback < stop {
+		t.Errorf("summary has no step rows for stop then rollback:\n%s", summary)
+	}
+	for _, line := range strings.Split(summary, "\n") {
+		if strings.HasPrefix(line, "| deploy | ") && strings.Contains(line, "%") {
+			t.Errorf("the deploy row shows an availability: %s", line)
+		}
+	}
+	data, err := report.JSON(res, f, report.Assessment{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc report.Report
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range doc.Phases {
+		want := len(res.Steps[drill.Phase(p.Phase)])
+		if len(p.Steps) != want {
+			t.Errorf("phase %s: %d steps in report.json, want %d", p.Phase, len(p.Steps), want)
+		}
+	}
+}

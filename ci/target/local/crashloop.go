@@ -182,6 +182,8 @@ func (t *Target) restart(ctx context.Context, img drill.Image) (*deployment, err
 	if t.running != nil { // cannot happen while the fault is recorded; never run two
 		return nil, errors.Join(fmt.Errorf("restart %s: %s runs already", img.Tag, t.running.image.Tag), d.client.Close())
 	}
-	t.running = d
+	if err := t.serve(d); err != nil {
+		return nil, fmt.Errorf("restart %s: %w", img.Tag, errors.Join(err, d.client.Close()))
+	}
 	return d, nil
 }

@@ -1,7 +1,9 @@
 // Package local is the drill's default target: each deployed version runs as a Dagger service
-// in a Dagger session of its own, reached from this program through a host tunnel on a stable
-// address. Closing that session is what really stops the app's process: in v0.18.10 neither
-// tunnel.Stop nor Service.Stop does, and under `dagger run` a shared client's Close does nothing.
+// in a Dagger session of its own, behind a host tunnel of its own, and the target's stable
+// address (a forwarder, front.go) points at the version that serves. Closing that session is
+// what really stops the app's process: in v0.18.10 neither tunnel.Stop nor Service.Stop does,
+// and under `dagger run` a shared client's Close does nothing. Prepare starts K ahead and waits
+// until it answers, so the rollback only points the front at it.
 //
 // The target also injects the drill's faults (kill, hang, partition, slow, crashloop) into the
 // running container, which it finds as processes on this machine (see fault.go).
@@ -27,6 +29,7 @@ import (
 	"github.com/deploydrill/deploydrill/ci/drill"
 	"github.com/deploydrill/deploydrill/ci/environment"
 	"github.com/deploydrill/deploydrill/ci/pipeline"
+	"github.com/deploydrill/deploydrill/ci/probe"
 	"github.com/deploydrill/deploydrill/internal/retention"
 )
 
@@ -49,14 +52,17 @@ type Config struct {
 
 // Target runs one version at a time.
 type Target struct {
-	cfg  Config
-	port int
+	cfg   Config
+	port  int
+	front *front
 	id   string       // random: with seq, it makes every container's instanceEnv value unique
 	seq  atomic.Int64 // starts so far
 
 	mu       sync.Mutex
-	running  *deployment
-	prepared *deployment // a session with the image loaded, waiting for Deploy
+	running   *deployment
+	prepared  *deployment  // a version started ahead (Prepare), waiting for Deploy to serve it
+	lastSteps []drill.Step // how the last Deploy's version came up
+	stopSteps []drill.Step // how the last Stop went
 	fault    *injected   // what Clear removes
 }
 
@@ -65,11 +71,14 @@ type deployment struct {
 	client   *dagger.Client
 	archive  string
 	instance string // the container's instanceEnv value
+	backend  string // host:port of its own tunnel, once started
+	steps    []drill.Step
 }
 
 var (
 	_ environment.Environment = (*Target)(nil)
 	_ drill.Faulter           = (*Target)(nil)
+	_ drill.Explainer         = (*Target)(nil)
 )
 
 // New checks the listen address; nothing starts until Deploy.
@@ -92,7 +101,7 @@ func New(cfg Config) (*Target, error) {
 	cfg.TempDir = dir
 	id := make([]byte, 6)
 	rand.Read(id)
-	return &Target{cfg: cfg, port: port, id: hex.EncodeToString(id)}, nil
+	return &Target{cfg: cfg, port: port, front: newFront(net.JoinHostPort("127.0.0.1", portText)), id: hex.EncodeToString(id)}, nil
 }
 
 func (t *Target) Name() string { return "local" }
@@ -111,9 +120,9 @@ func (t *Target) Provision(context.Context) error { return nil }
 // Endpoint is the tunnel's stable address.
 func (t *Target) Endpoint() string { return "http://127.0.0.1:" + strconv.Itoa(t.port) }
 
-// Prepare gets K ready the way a host pre-pulls an image: it opens K's session and loads the
-// image into the engine, so the rollback only has to start the container and the tunnel.
-// Nothing of K runs until Deploy.
+// Prepare gets K ready the way a blue/green deploy stands up the green side: it opens K's
+// session, loads the image, starts the container behind a tunnel of its own and waits until K
+// answers healthy there. The target's address still serves V; the rollback points it at K.
 func (t *Target) Prepare(ctx context.Context, img drill.Image) error {
 	t.mu.Lock()
 	ready := t.prepared != nil && t.prepared.image.Digest == img.Digest
@@ -125,6 +134,12 @@ func (t *Target) Prepare(ctx context.Context, img drill.Image) error {
 	if err != nil {
 		return fmt.Errorf("prepare %s: %w", img.Tag, err)
 	}
+	if err := t.start(ctx, d); err != nil {
+		return fmt.Errorf("prepare %s: %w", img.Tag, err)
+	}
+	if err := d.awaitHealthy(ctx); err != nil {
+		return errors.Join(fmt.Errorf("prepare %s: %w", img.Tag, err), d.client.Close())
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.prepared != nil {
@@ -134,12 +149,40 @@ func (t *Target) Prepare(ctx context.Context, img drill.Image) error {
 	return nil
 }
 
+// awaitHealthy polls d's own tunnel until d answers /health with its version (bounded by ctx
+// and readyWait): the app's workers are up, not just its port.
+func (d *deployment) awaitHealthy(ctx context.Context) error {
+	start := time.Now()
+	p := probe.New(time.Second)
+	var last probe.Sample
+	err := poll(ctx, readyWait, fmt.Sprintf("%s to answer on its tunnel %s", d.image.Tag, d.backend), func() (bool, error) {
+		last = p.Probe(ctx, "http://"+d.backend, d.image.Version)
+		return last.OK(), nil
+	})
+	if err != nil && last.Err != "" {
+		return fmt.Errorf("%w (last probe: %s, %s)", err, last.Outcome, last.Err)
+	}
+	d.step("first healthy answer", start)
+	return err
+}
+
+// readyWait bounds a prepared version's wait to answer healthy, as the drill's ready timeout
+// bounds a deploy's.
+const readyWait = time.Minute
+
+// step records how long one step of d's start took, from start to now.
+func (d *deployment) step(name string, start time.Time) {
+	d.steps = append(d.steps, drill.Step{Name: name, Took: time.Since(start)})
+}
+
 // load opens a session for img and imports the image into the engine.
 func (t *Target) load(ctx context.Context, img drill.Image) (*deployment, error) {
+	start := time.Now()
 	archive, err := t.archive(img)
 	if err != nil {
 		return nil, err
 	}
+	archived := time.Now()
 	// The session lives until Stop or Teardown closes it (or this process dies: the session
 	// child exits when its stdin closes), not until the caller's ctx ends: a prepared session
 	// must outlive Prepare's context.
@@ -149,9 +192,13 @@ func (t *Target) load(ctx context.Context, img drill.Image) (*deployment, error)
 	}
 	instance := fmt.Sprintf("%s-%d", t.id, t.seq.Add(1))
 	d := &deployment{image: img, client: client, archive: archive, instance: instance}
+	d.steps = append(d.steps, drill.Step{Name: "image archive", Took: archived.Sub(start)})
+	d.step("engine session", archived)
+	loaded := time.Now()
 	if _, err := d.container().Sync(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("load image: %w", err), client.Close())
 	}
+	d.step("image import", loaded)
 	return d, nil
 }
 
@@ -192,8 +239,10 @@ func (t *Target) archive(img drill.Image) (string, error) {
 	return path, os.Rename(tmp.Name(), path)
 }
 
-// Deploy starts img in a new session and opens the tunnel. It refuses while a version runs
-// (the drill stops the old one first) and while a crashloop restarts one.
+// Deploy makes img the serving version: a prepared one (already up behind its own tunnel) by
+// pointing the target's address at it, any other by starting it in a new session first. It
+// refuses while a version runs (the drill stops the old one first) and while a crashloop
+// restarts one.
 func (t *Target) Deploy(ctx context.Context, img drill.Image) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -209,24 +258,46 @@ func (t *Target) Deploy(ctx context.Context, img drill.Image) error {
 		if d, err = t.load(ctx, img); err != nil {
 			return fmt.Errorf("deploy %s: %w", img.Tag, err)
 		}
+		if err := t.start(ctx, d); err != nil {
+			return fmt.Errorf("deploy %s: %w", img.Tag, err)
+		}
 	}
-	if err := t.start(ctx, d); err != nil {
-		return fmt.Errorf("deploy %s: %w", img.Tag, err)
+	if err := t.serve(d); err != nil {
+		return fmt.Errorf("deploy %s: %w", img.Tag, errors.Join(err, d.client.Close()))
 	}
-	t.running = d
 	return nil
 }
 
-// start runs d's container as a service and opens the tunnel to it; on failure it closes d's
-// session.
+// serve points the target's address at d and makes it the running version. Called with t.mu.
+func (t *Target) serve(d *deployment) error {
+	start := time.Now()
+	if err := t.front.serve(d.backend); err != nil {
+		return err
+	}
+	d.step("switch "+t.cfg.Listen+" to it", start)
+	t.running = d
+	t.lastSteps = d.steps
+	return nil
+}
+
+// start runs d's container as a service behind a tunnel of its own (a free port on this
+// machine); on failure it closes d's session.
 func (t *Target) start(ctx context.Context, d *deployment) error {
+	begin := time.Now()
 	svc := d.container().WithEnvVariable(instanceEnv, d.instance).AsService()
 	tunnel := d.client.Host().Tunnel(svc, dagger.HostTunnelOpts{
-		Ports: []dagger.PortForward{{Frontend: t.port, Backend: pipeline.AppPort, Protocol: dagger.NetworkProtocolTcp}},
+		Ports: []dagger.PortForward{{Frontend: 0, Backend: pipeline.AppPort, Protocol: dagger.NetworkProtocolTcp}},
 	})
-	if _, err := tunnel.Start(ctx); err != nil {
-		return errors.Join(fmt.Errorf("start service and tunnel on %s: %w", t.cfg.Listen, err), d.client.Close())
+	started, err := tunnel.Start(ctx)
+	if err != nil {
+		return errors.Join(fmt.Errorf("start service and tunnel: %w", err), d.client.Close())
 	}
+	endpoint, err := started.Endpoint(ctx)
+	if err != nil {
+		return errors.Join(fmt.Errorf("the tunnel's address: %w", err), d.client.Close())
+	}
+	d.backend = endpoint
+	d.step("container and tunnel", begin)
 	return nil
 }
 
@@ -277,11 +348,31 @@ func (t *Target) closeRunningLocked() error {
 	if d == nil {
 		return nil
 	}
+	start := time.Now()
+	t.front.down() // the address refuses at once, as the app's port does once it stops
+	downed := time.Now()
 	t.running = nil
-	if err := d.client.Close(); err != nil {
+	err := d.client.Close() // the engine stops the container with the session
+	t.stopSteps = []drill.Step{{Name: "close " + t.cfg.Listen, Took: downed.Sub(start)},
+		{Name: "end the engine session (the container with it)", Took: time.Since(downed)}}
+	if err != nil {
 		return fmt.Errorf("%s: %w", d.image.Tag, err)
 	}
 	return nil
+}
+
+// DeploySteps says how the version the last Deploy served came up.
+func (t *Target) DeploySteps() []drill.Step {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.lastSteps)
+}
+
+// StopSteps says how the last stop of the running version went.
+func (t *Target) StopSteps() []drill.Step {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.stopSteps)
 }
 
 // Teardown clears an injected fault, stops whatever still runs, closes a prepared session,

@@ -67,10 +67,10 @@ type Report struct {
 
 // Teardown is what the run's teardown did, and what may be left when it failed.
 type Teardown struct {
-	Steps     []Step `json:"steps"`
-	Retention string         `json:"retention"`
-	Left      []string       `json:"left"`  // what may remain, in deletion order
-	Sweep     string         `json:"sweep"` // the command that removes it
+	Steps     []Step   `json:"steps"`
+	Retention string   `json:"retention"`
+	Left      []string `json:"left"`  // what may remain, in deletion order
+	Sweep     string   `json:"sweep"` // the command that removes it
 }
 
 // Step is one step's outcome.

@@ -55,15 +55,15 @@ type Target struct {
 	cfg   Config
 	port  int
 	front *front
-	id   string       // random: with seq, it makes every container's instanceEnv value unique
-	seq  atomic.Int64 // starts so far
+	id    string       // random: with seq, it makes every container's instanceEnv value unique
+	seq   atomic.Int64 // starts so far
 
-	mu       sync.Mutex
+	mu        sync.Mutex
 	running   *deployment
 	prepared  *deployment  // a version started ahead (Prepare), waiting for Deploy to serve it
 	lastSteps []drill.Step // how the last Deploy's version came up
 	stopSteps []drill.Step // how the last Stop went
-	fault    *injected   // what Clear removes
+	fault     *injected    // what Clear removes
 }
 
 type deployment struct {

@@ -10,7 +10,7 @@ import (
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/deploydrill/deploydrill/ci/drill"
-	"github.com/deploydrill/deploydrill/ci/target/aws"
+	"github.com/deploydrill/deploydrill/ci/targets/aws"
 	"github.com/deploydrill/deploydrill/infra/awsconfig"
 	"github.com/deploydrill/deploydrill/infra/ec2"
 	"github.com/deploydrill/deploydrill/infra/elbv2"

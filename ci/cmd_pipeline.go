@@ -15,7 +15,7 @@ import (
 	"github.com/deploydrill/deploydrill/ci/drill"
 	"github.com/deploydrill/deploydrill/ci/environment"
 	"github.com/deploydrill/deploydrill/ci/pipeline"
-	"github.com/deploydrill/deploydrill/ci/target/aws"
+	"github.com/deploydrill/deploydrill/ci/targets/aws"
 )
 
 // registryOptions say where publish pushes. The password comes only from the environment (or

@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/deploydrill/deploydrill/ci/environment"
-	"github.com/deploydrill/deploydrill/ci/target/local"
+	"github.com/deploydrill/deploydrill/ci/targets/local"
 )
 
 // targetKind is one entry of the target table: everything else about a drill is the same stage

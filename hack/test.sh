@@ -19,8 +19,8 @@ if [[ "${1:-}" == --short ]]; then short=true; shift; fi
 timeouts=(
   -timeout ./ci=8m
   -timeout ./ci/pipeline=4m
-  -timeout ./ci/target/local=4m
-  -timeout ./ci/target/aws=4m
+  -timeout ./ci/targets/local=4m
+  -timeout ./ci/targets/aws=4m
   -timeout ./internal/testenv/awslab=4m
   -timeout ./internal/testenv/lab=4m
   -timeout ./infra/remote=2m

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deploydrill/deploydrill/ci/target/aws"
+	"github.com/deploydrill/deploydrill/ci/targets/aws"
 	"github.com/deploydrill/deploydrill/infra/ec2"
 	"github.com/deploydrill/deploydrill/infra/runtag"
 	"github.com/deploydrill/deploydrill/infra/wait"

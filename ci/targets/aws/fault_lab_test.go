@@ -18,7 +18,7 @@ import (
 
 	"github.com/deploydrill/deploydrill/ci/drill"
 	"github.com/deploydrill/deploydrill/ci/probe"
-	"github.com/deploydrill/deploydrill/ci/target/aws"
+	"github.com/deploydrill/deploydrill/ci/targets/aws"
 	"github.com/deploydrill/deploydrill/infra/ec2"
 	"github.com/deploydrill/deploydrill/infra/remote"
 	"github.com/deploydrill/deploydrill/infra/runtag"

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/deploydrill/deploydrill/ci/environment"
-	"github.com/deploydrill/deploydrill/ci/target/aws"
+	"github.com/deploydrill/deploydrill/ci/targets/aws"
 	"github.com/deploydrill/deploydrill/infra/runtag"
 	"github.com/deploydrill/deploydrill/internal/awsdouble"
 	"github.com/deploydrill/deploydrill/internal/retention"

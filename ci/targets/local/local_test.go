@@ -21,7 +21,7 @@ import (
 	"github.com/deploydrill/deploydrill/ci/drill"
 	"github.com/deploydrill/deploydrill/ci/localstore"
 	"github.com/deploydrill/deploydrill/ci/pipeline"
-	"github.com/deploydrill/deploydrill/ci/target/local"
+	"github.com/deploydrill/deploydrill/ci/targets/local"
 	"github.com/deploydrill/deploydrill/internal/testenv"
 )
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/deploydrill/deploydrill/ci/drill"
-	"github.com/deploydrill/deploydrill/ci/target/local"
+	"github.com/deploydrill/deploydrill/ci/targets/local"
 	"github.com/deploydrill/deploydrill/internal/retention"
 	"github.com/deploydrill/deploydrill/internal/testenv"
 )

@@ -119,17 +119,22 @@ func main() {
 	start := time.Now()
 	results := make([]outcome, len(pkgs))
 	var mu sync.Mutex // serialises what reaches stdout
-	sem := make(chan struct{}, max(1, *parallel))
+	queue := make(chan int, len(pkgs))
+	for i := range pkgs {
+		queue <- i // in order: the long poles first
+	}
+	close(queue)
 	var wg sync.WaitGroup
-	for i, p := range pkgs {
+	for range max(1, *parallel) {
 		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			o := run(p, budgetOf(timeouts, *fallback, p), append(slices.Clone(goArgs), append(own[p.rel], own[p.importPath]...)...))
-			mu.Lock()
-			os.Stdout.Write(o.report)
-			mu.Unlock()
-			results[i] = o
+			for i := range queue {
+				p := pkgs[i]
+				o := run(p, budgetOf(timeouts, *fallback, p), append(slices.Clone(goArgs), append(own[p.rel], own[p.importPath]...)...))
+				mu.Lock()
+				os.Stdout.Write(o.report)
+				mu.Unlock()
+				results[i] = o
+			}
 		})
 	}
 	wg.Wait()

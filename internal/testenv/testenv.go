@@ -80,6 +80,14 @@ func Require(t testing.TB, what, how string) {
 	t.Skipf("%s is missing: %s", what, how)
 }
 
+// SkipShort skips a test that needs what under -short (hack/test.sh --short: unit tests only).
+func SkipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("-short: this test needs %s", what)
+	}
+}
+
 // CacheDir is the project's cache directory (binaries, base image, engine state).
 func CacheDir() string {
 	if dir := os.Getenv("XDG_CACHE_HOME"); dir != "" {
@@ -95,6 +103,7 @@ const engineHow = "run `eval \"$(hack/engine.sh start && hack/engine.sh env)\"` 
 // DRILL_TEST_ENGINE_LOG=1 logs the engine's progress.
 func Dagger(t testing.TB) *dagger.Client {
 	t.Helper()
+	SkipShort(t, "the Dagger engine")
 	if os.Getenv("_EXPERIMENTAL_DAGGER_RUNNER_HOST") == "" && os.Getenv("DAGGER_SESSION_PORT") == "" {
 		Require(t, "a Dagger engine", engineHow)
 	}
@@ -109,6 +118,7 @@ func Dagger(t testing.TB) *dagger.Client {
 // EnginePID is the PID of the engine process (its network namespace hosts test registries).
 func EnginePID(t testing.TB) int {
 	t.Helper()
+	SkipShort(t, "the Dagger engine")
 	value := os.Getenv("DAGGER_ENGINE_PID")
 	if value == "" {
 		data, err := os.ReadFile(filepath.Join(CacheDir(), "engine", "engine.pid"))
@@ -127,6 +137,7 @@ func EnginePID(t testing.TB) int {
 // BaseImage is the offline Python base image tarball hack/base-image.sh makes.
 func BaseImage(t testing.TB) string {
 	t.Helper()
+	SkipShort(t, "the offline base image")
 	path := os.Getenv("DRILL_TEST_BASE_IMAGE")
 	if path == "" {
 		path = filepath.Join(CacheDir(), "base", "python-bookworm.tar")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -233,11 +234,18 @@ func bootLabHost(t *testing.T, l *awslab.Lab, runID string) *labHost {
 	if err := tg.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Cases boot hosts side by side: this run's is the newest one at the target's address (an
+	// address comes back with a lab index another run gave up).
+	h.endpoint = tg.Endpoint()
 	insts := l.Instances()
-	if len(insts) != before+1 {
-		t.Fatalf("%d instances after provision, want %d", len(insts), before+1)
+	for i := len(insts) - 1; i >= before && h.inst == nil; i-- {
+		if u, err := url.Parse(h.endpoint); err == nil && u.Hostname() == insts[i].Addr {
+			h.inst = insts[i]
+		}
 	}
-	h.inst, h.endpoint = insts[before], tg.Endpoint()
+	if h.inst == nil {
+		t.Fatalf("no lab instance booted since the test began answers at %s", h.endpoint)
+	}
 	h.deploy(t)
 	return h
 }

@@ -32,6 +32,7 @@ func Available() error {
 // saying why, elsewhere.
 func Require(t testing.TB) {
 	t.Helper()
+	testenv.SkipShort(t, "the netns lab")
 	if err := Available(); err != nil {
 		testenv.Require(t, "the netns lab", err.Error())
 	}

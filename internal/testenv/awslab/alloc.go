@@ -92,6 +92,25 @@ func releaseBalancerIndex(i int) {
 	delete(balancerIndexes.used, i)
 }
 
+// leftNamespace reports whether path, the namespace of a lab instance or data plane called
+// name that closed cleanly (Close removed the namespace, then its index was released), is
+// still there and nobody else's. The name comes from the index alone and the index space is the
+// process's, so a newer lab of any Lab in this process may hold the name now: one whose index
+// is reserved in used (checked under mu, so none is reserved meanwhile, and any released has
+// had its namespace removed), or another process's (a live owner).
+func leftNamespace(mu *sync.Mutex, used map[int]bool, index int, name, path string) bool {
+	mu.Lock()
+	defer mu.Unlock()
+	if used[index] {
+		return false
+	}
+	if _, err := os.Stat(path); err != nil {
+		return false
+	}
+	_, other := lab.InUse(name)
+	return !other
+}
+
 var sweepOnce sync.Once
 
 // sweepStaleOnce removes, once per process, the lab instances killed runs left behind (their

@@ -52,20 +52,27 @@ func (l *Lab) Leftovers() []string {
 		}
 	}
 	left = append(left, l.Double.ELBv2Leftovers(runtag.KeyCreatedBy, runtag.CreatedBy)...)
+	// A closed one's namespace path is checked only while no newer lab holds its name (see
+	// leftNamespace): its index went back to the process's pool, which every Lab shares.
 	for _, b := range l.Balancers() {
+		path := b.Lab.NetnsPath()
 		if !b.Closed() {
 			left = append(left, "load balancer data plane "+b.Lab.Name()+" of "+b.Name+" still running")
-		}
-		if _, err := os.Stat(b.Lab.NetnsPath()); err == nil {
-			left = append(left, "network namespace "+b.Lab.NetnsPath())
+			if _, err := os.Stat(path); err == nil {
+				left = append(left, "network namespace "+path)
+			}
+		} else if leftNamespace(&balancerIndexes.Mutex, balancerIndexes.used, b.index, b.Lab.Name(), path) {
+			left = append(left, "network namespace "+path+" (its data plane "+b.Lab.Name()+" was closed)")
 		}
 	}
 	for _, in := range l.Instances() {
 		if !in.Closed() {
 			left = append(left, "lab "+in.Name+" of instance "+in.ID+" still running")
-		}
-		if _, err := os.Stat(in.netns); err == nil {
-			left = append(left, "network namespace "+in.netns)
+			if _, err := os.Stat(in.netns); err == nil {
+				left = append(left, "network namespace "+in.netns)
+			}
+		} else if leftNamespace(&indexes.Mutex, indexes.used, in.index, in.Name, in.netns) {
+			left = append(left, "network namespace "+in.netns+" (its lab "+in.Name+" was closed)")
 		}
 	}
 	return left

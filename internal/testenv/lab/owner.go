@@ -44,6 +44,10 @@ func liveOwner(n names) (int, bool) {
 	return pid, err == nil && start == f[1]
 }
 
+// InUse returns the pid of another live process that owns the lab (an instance's or a
+// balancer's) called name, if any: its owner is recorded before its namespace is made.
+func InUse(name string) (int, bool) { return liveOwner(namesFor(name)) }
+
 // processStart is field 22 of /proc/pid/stat: start time in clock ticks since boot.
 func processStart(pid int) (string, error) {
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")

@@ -74,7 +74,7 @@ var errDrillFailed = errors.New("drill failed: an expectation did not hold (see 
 func drillCommand() command {
 	const summary = "the whole drill: build, test, publish, deploy, outage, rollback, recovery, teardown, report"
 	return command{name: "drill", summary: summary, run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		r := &drillRun{stdout: stdout, stderr: stderr}
+		r := &drillRun{stdout: stdout, stderr: stderr, provisioned: make(chan struct{})}
 		f := newFlags("drill", summary, stderr)
 		r.build.register(f)
 		r.opts.register(f)
@@ -125,6 +125,8 @@ type drillRun struct {
 	result   *drill.Result
 	failure  error // the first stage error, for a report of a drill that never started
 
+	provisioned chan struct{} // closed once the target is up: images can be prepared on it
+
 	started    time.Time
 	history    history.Store // nil with --history off
 	assessment report.Assessment
@@ -149,11 +151,13 @@ var drillStages = []stage[*drillRun]{
 			{name: "build", run: (*drillRun).buildImage},
 			{name: "test", run: (*drillRun).testImage},
 			{name: "publish", run: (*drillRun).publish},
+			{name: "prepare V", run: (*drillRun).prepareV},
 		},
 		[]stage[*drillRun]{
 			{name: "build K", run: (*drillRun).buildK, skip: (*drillRun).kNotBuilt},
 			{name: "test K", run: (*drillRun).testK, skip: (*drillRun).kNotBuilt},
 			{name: "publish K", run: (*drillRun).publishK, skip: (*drillRun).kNotBuilt},
+			{name: "prepare K", run: (*drillRun).prepare, skip: (*drillRun).kNotBuilt},
 		},
 		[]stage[*drillRun]{ // a broken build fails its own tests by design: none run
 			{name: "build B", run: (*drillRun).buildB, skip: (*drillRun).noBadDeploy},
@@ -392,13 +396,36 @@ func (r *drillRun) publish(ctx context.Context) (err error) {
 	return err
 }
 
-func (r *drillRun) provision(ctx context.Context) error { return r.env.Provision(ctx) }
+func (r *drillRun) provision(ctx context.Context) error {
+	if err := r.env.Provision(ctx); err != nil {
+		return err
+	}
+	close(r.provisioned)
+	return nil
+}
 
-// prepare gets K ready (pre-pulled, loaded) while V is still being built. Best effort: the
-// drill prepares K again during the live window, which is then a no-op.
+// prepare gets K ready on the target (pre-pulled on a host; started and answering behind a
+// tunnel of its own locally) while the rest is still built. Best effort: the drill prepares K
+// again during the live window, which is then a no-op.
 func (r *drillRun) prepare(ctx context.Context) error {
-	if err := r.env.Prepare(ctx, r.rollback.Image); err != nil {
-		r.log.Info(fmt.Sprintf("warning: prepare %s: %v (the drill tries again)", r.rollback.Image.Tag, err), "phase", "prepare")
+	return r.prepareImage(ctx, r.rollback.Image, "the drill tries again")
+}
+
+// prepareV gets V ready as prepare does K, so its deploy needs no pull, and locally is a switch
+// to a version already up; the report's deploy steps say what was done ahead. Best effort.
+func (r *drillRun) prepareV(ctx context.Context) error {
+	return r.prepareImage(ctx, r.v, "the deploy does it all")
+}
+
+// prepareImage waits for the target to be up, then prepares img; a failure is a warning.
+func (r *drillRun) prepareImage(ctx context.Context, img drill.Image, fallback string) error {
+	select {
+	case <-r.provisioned:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	if err := r.env.Prepare(ctx, img); err != nil {
+		r.log.Info(fmt.Sprintf("warning: prepare %s: %v (%s)", img.Tag, err, fallback), "phase", "prepare")
 	}
 	return nil
 }
@@ -406,7 +433,7 @@ func (r *drillRun) prepare(ctx context.Context) error {
 func (r *drillRun) nothingToPrepare() string {
 	switch {
 	case r.kjob != nil:
-		return "K is built in this run: the drill prepares it"
+		return "K is built in this run: prepared once it is published"
 	case r.rollback.Image.Tag == "":
 		return "the rollback re-creates V"
 	}

@@ -54,7 +54,7 @@ func newAWSDrill(t *testing.T, l *awslab.Lab, prefix string, extra ...string) *a
 // so drills in labs of their own can run side by side.
 func (d *awsDrill) run(t *testing.T) cliRun {
 	t.Helper()
-	defer drillSlot(t)()
+	defer drillSlot(t, d.weight())()
 	r := runCLI(t, d.lab.Env(), d.args...)
 	t.Logf("drill %s (run %s) took %s: exit %d", d.version, d.runID, r.took.Round(time.Millisecond), r.exit)
 	if testing.Verbose() {
@@ -63,10 +63,18 @@ func (d *awsDrill) run(t *testing.T) cliRun {
 	return r
 }
 
+// weight is the drill slots the drill takes: two for a fleet (three hosts), one otherwise.
+func (d *awsDrill) weight() int {
+	if slices.Contains(d.args, "--hosts") {
+		return 2
+	}
+	return 1
+}
+
 // start runs the drill as its own process and returns once its stderr showed marker.
 func (d *awsDrill) start(t *testing.T, marker string) *drillProcess {
 	t.Helper()
-	return startCLI(t, d.lab.Env(), marker, d.args...)
+	return startCLI(t, d.weight(), d.lab.Env(), marker, d.args...)
 }
 
 func (d *awsDrill) report(t *testing.T) report.Report {

@@ -86,7 +86,7 @@ func drillArgs(t *testing.T, cache, reportDir, version string, extra ...string) 
 func runDrillInProcess(t *testing.T, args []string) drillReport {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	release := drillSlot(t)
+	release := drillSlot(t, 1)
 	err := dispatch(t.Context(), args, &stdout, &stderr)
 	release()
 	if err != nil {
@@ -175,7 +175,7 @@ func TestLocalDrillUnderDaggerRun(t *testing.T) {
 	cache, dir := t.TempDir(), filepath.Join(t.TempDir(), "report")
 	v := testVersion(t, "dr")
 	cmd := exec.CommandContext(t.Context(), bin, append([]string{"run", "--progress=plain", exe}, drillArgs(t, cache, dir, v)...)...)
-	release := drillSlot(t)
+	release := drillSlot(t, 1)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	release()
@@ -194,7 +194,7 @@ func TestLocalDrillInterruptedDuringOutage(t *testing.T) {
 	testenv.Dagger(t)
 	cache, dir := t.TempDir(), filepath.Join(t.TempDir(), "report")
 	v := testVersion(t, "in")
-	p := startCLI(t, nil, " outage ", drillArgs(t, cache, dir, v, "--outage", "30s")...)
+	p := startCLI(t, 1, nil, " outage ", drillArgs(t, cache, dir, v, "--outage", "30s")...)
 	p.cmd.Process.Signal(os.Interrupt)
 	if exit := p.wait(t); exit != 130 {
 		t.Errorf("exit status %d, want 130\n%s", exit, p.stderr)

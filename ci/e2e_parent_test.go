@@ -105,7 +105,7 @@ func TestLocalDrillsOfAFreshClone(t *testing.T) {
 	}
 
 	var stdout, stderr bytes.Buffer
-	release := drillSlot(t)
+	release := drillSlot(t, 1)
 	err := dispatch(t.Context(), args(dirs[2], "--max-ttr", "1ms", "--max-budget-use", "90"), &stdout, &stderr)
 	release()
 	if !errors.Is(err, errGatesFailed) {

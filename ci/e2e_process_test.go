@@ -7,12 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/deploydrill/deploydrill/internal/testenv"
 )
 
 // The drill as users run it: this package built once into a binary, run as a process of its
@@ -52,28 +53,11 @@ func removeDrillBinary() {
 	}
 }
 
-// drillSlots bounds the drills that run at once in this package. Each builds, boots and probes;
-// on a 2-core machine more than a few side by side make the machine's speed the drills' result
-// (a probe times out). DRILL_TEST_DRILLS sets another bound.
-var drillSlots = make(chan struct{}, drillsAtOnce())
-
-func drillsAtOnce() int {
-	if n, err := strconv.Atoi(os.Getenv("DRILL_TEST_DRILLS")); err == nil && n > 0 {
-		return n
-	}
-	return 3
-}
-
-// drillSlot waits for a free slot (or the test's end) and returns its release.
-func drillSlot(t testing.TB) (release func()) {
+// drillSlot takes weight of the machine's test slots for a drill (testenv.Slot): one, or two for
+// a fleet's, which boots three hosts.
+func drillSlot(t testing.TB, weight int) (release func()) {
 	t.Helper()
-	select {
-	case drillSlots <- struct{}{}:
-	case <-t.Context().Done():
-		t.Fatal("no drill slot before the test ended")
-	}
-	var once sync.Once
-	return func() { once.Do(func() { <-drillSlots }) }
+	return testenv.Slot(t, weight)
 }
 
 // cliRun is one finished run of the binary.
@@ -124,11 +108,11 @@ type drillProcess struct {
 	err    error // cmd.Wait's, once done is closed
 }
 
-// startCLI runs a drill of the binary with args and env in a drill slot and returns once stderr
+// startCLI runs a drill of the binary with args and env in weight drill slots and returns once stderr
 // showed a line containing marker; the process is killed at cleanup if it still runs.
-func startCLI(t *testing.T, env []string, marker string, args ...string) *drillProcess {
+func startCLI(t *testing.T, weight int, env []string, marker string, args ...string) *drillProcess {
 	t.Helper()
-	release := drillSlot(t)
+	release := drillSlot(t, weight)
 	t.Cleanup(release)
 	p := &drillProcess{cmd: exec.Command(drillBinary(t), args...), stderr: &lineWatcher{want: marker, seen: make(chan struct{})}, done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)

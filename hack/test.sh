@@ -25,7 +25,7 @@ timeouts=(
   -timeout ./internal/testenv/lab=4m
   -timeout ./infra/remote=2m
   -default 2m
-  # The ci package's drills are bounded by its own drill slots (DRILL_TEST_DRILLS, default 3),
+  # Heavy tests are bounded by the machine-wide test slots (internal/testenv.Slot, DRILL_TEST_SLOTS),
   # not by go test's -parallel (GOMAXPROCS, 2 here); the fault tables run their cases side by side.
   -flags ./ci=-parallel=16
   -flags ./ci/targets/local=-parallel=5

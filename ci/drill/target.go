@@ -47,8 +47,10 @@ type Target interface {
 	Endpoint() string
 }
 
-// Preparer is optionally implemented by targets that can get an image ready ahead of time
-// (the AWS host pre-pulls K during the live window so the rollback needs no network).
+// Preparer is optionally implemented by targets that can get an image ready ahead of time: the
+// AWS hosts pre-pull it, so the deploy needs no network; the local target starts it behind a
+// tunnel of its own and waits for its answer, so the deploy is a switch (blue/green). The drill
+// prepares K during the live window; the CLI prepares V and K while the rest is built.
 type Preparer interface {
 	Prepare(ctx context.Context, img Image) error
 }

@@ -17,6 +17,7 @@ import (
 // Dagger. This test builds both from the same base and checks they make the same app.
 func TestDockerfileAndPipelineBuildTheSameApp(t *testing.T) {
 	t.Parallel()
+	testenv.Slot(t, 1) // image builds are heavy work: the machine\'s slots bound it
 	c := testenv.Dagger(t)
 	reg := testenv.StartRegistry(t, "", "")
 	baseImg, err := tarball.ImageFromPath(testenv.BaseImage(t), nil)

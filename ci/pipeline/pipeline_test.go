@@ -50,6 +50,7 @@ func health(t *testing.T, c *dagger.Client, base *dagger.Container, img *dagger.
 
 func TestBuildBakesTheVersionIntoTheImage(t *testing.T) {
 	t.Parallel()
+	testenv.Slot(t, 1) // image builds are heavy work: the machine\'s slots bound it
 	c := testenv.Dagger(t)
 	src := source(t, c, appDir(t), "a1b2c3d")
 	img := pipeline.Build(c, src)
@@ -75,6 +76,7 @@ func TestBuildBakesTheVersionIntoTheImage(t *testing.T) {
 
 func TestTestStageReportsPytestOutputWhenATestFails(t *testing.T) {
 	t.Parallel()
+	testenv.Slot(t, 1) // image builds are heavy work: the machine\'s slots bound it
 	c := testenv.Dagger(t)
 	dir := t.TempDir()
 	if err := os.CopyFS(dir, os.DirFS(appDir(t))); err != nil {

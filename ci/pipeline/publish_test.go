@@ -14,6 +14,7 @@ import (
 
 func TestPublishPushesWithAuthAndReturnsTheDigestReference(t *testing.T) {
 	t.Parallel()
+	testenv.Slot(t, 1) // image builds are heavy work: the machine\'s slots bound it
 	c := testenv.Dagger(t)
 	reg := testenv.StartRegistry(t, "AWS", "s3cret-token")
 	img := pipeline.Build(c, source(t, c, appDir(t), "b2c3d4e"))

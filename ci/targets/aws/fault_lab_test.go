@@ -26,6 +26,7 @@ import (
 	"github.com/deploydrill/deploydrill/infra/teardown"
 	"github.com/deploydrill/deploydrill/infra/wait"
 	"github.com/deploydrill/deploydrill/internal/retention"
+	"github.com/deploydrill/deploydrill/internal/testenv"
 	"github.com/deploydrill/deploydrill/internal/testenv/awslab"
 	"github.com/deploydrill/deploydrill/internal/testenv/lab"
 	"github.com/deploydrill/deploydrill/internal/testenv/testimage"
@@ -201,6 +202,7 @@ type labHost struct {
 
 func bootLabHost(t *testing.T, l *awslab.Lab, runID string) *labHost {
 	t.Helper()
+	testenv.Slot(t, 1) // a host booted and faulted: one of the machine's heavy tests at a time
 	ctx := t.Context()
 	before := len(l.Instances())
 	tg, err := aws.New(aws.Config{

@@ -169,6 +169,7 @@ func TestFaults(t *testing.T) {
 
 	deploy := func(t *testing.T, img drill.Image) *local.Target {
 		t.Helper()
+		testenv.Slot(t, 1) // a real app faulted: one of the machine's heavy tests at a time
 		target, err := local.New(local.Config{Images: store, Listen: freeAddr(t)})
 		if err != nil {
 			t.Fatal(err)

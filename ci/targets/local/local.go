@@ -60,10 +60,10 @@ type Target struct {
 
 	mu        sync.Mutex
 	running   *deployment
-	prepared  *deployment  // a version started ahead (Prepare), waiting for Deploy to serve it
-	lastSteps []drill.Step // how the last Deploy's version came up
-	stopSteps []drill.Step // how the last Stop went
-	fault     *injected    // what Clear removes
+	prepared  map[string]*deployment // by digest: versions started ahead (Prepare), waiting for Deploy
+	lastSteps []drill.Step           // how the last Deploy's version came up
+	stopSteps []drill.Step           // how the last Stop went
+	fault     *injected              // what Clear removes
 }
 
 type deployment struct {
@@ -125,9 +125,9 @@ func (t *Target) Endpoint() string { return "http://127.0.0.1:" + strconv.Itoa(t
 // answers healthy there. The target's address still serves V; the rollback points it at K.
 func (t *Target) Prepare(ctx context.Context, img drill.Image) error {
 	t.mu.Lock()
-	ready := t.prepared != nil && t.prepared.image.Digest == img.Digest
+	_, ready := t.prepared[img.Digest]
 	t.mu.Unlock()
-	if ready { // prepared already, while V was built
+	if ready { // prepared already, while the images were built
 		return nil
 	}
 	d, err := t.load(ctx, img)
@@ -142,10 +142,13 @@ func (t *Target) Prepare(ctx context.Context, img drill.Image) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.prepared != nil {
-		t.prepared.client.Close()
+	if old := t.prepared[img.Digest]; old != nil { // prepared twice at once: keep one
+		old.client.Close()
 	}
-	t.prepared = d
+	if t.prepared == nil {
+		t.prepared = map[string]*deployment{}
+	}
+	t.prepared[img.Digest] = d
 	return nil
 }
 
@@ -209,13 +212,10 @@ func (d *deployment) container() *dagger.Container {
 		WithExposedPort(pipeline.AppPort)
 }
 
-// take returns the prepared session for img, if there is one.
+// take returns the version prepared for img, if there is one.
 func (t *Target) take(img drill.Image) *deployment {
-	d := t.prepared
-	if d == nil || d.image.Digest != img.Digest {
-		return nil
-	}
-	t.prepared = nil
+	d := t.prepared[img.Digest]
+	delete(t.prepared, img.Digest)
 	return d
 }
 
@@ -375,7 +375,7 @@ func (t *Target) StopSteps() []drill.Step {
 	return slices.Clone(t.stopSteps)
 }
 
-// Teardown clears an injected fault, stops whatever still runs, closes a prepared session,
+// Teardown clears an injected fault, stops whatever still runs, closes the prepared sessions,
 // removes the archives and applies retention to the store. Idempotent.
 func (t *Target) Teardown(ctx context.Context, keep retention.Policy) (environment.Teardown, error) {
 	var td environment.Teardown
@@ -397,16 +397,16 @@ func (t *Target) Teardown(ctx context.Context, keep retention.Policy) (environme
 		"the injected fault (it ends with the app's container: see the error)")
 	step("stop the running version", func() error { return t.Stop(ctx) },
 		"the running version's Dagger session (it ends when this process exits)")
-	step("close the prepared session", func() error {
+	step("close the prepared sessions", func() error {
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		if t.prepared == nil {
-			return nil
+		var errs []error
+		for digest, d := range t.prepared {
+			errs = append(errs, d.client.Close())
+			delete(t.prepared, digest)
 		}
-		err := t.prepared.client.Close()
-		t.prepared = nil
-		return err
-	}, "the prepared version's Dagger session (it ends when this process exits)")
+		return errors.Join(errs...)
+	}, "the prepared versions' Dagger sessions (they end when this process exits)")
 	step("remove image archives", func() error { return os.RemoveAll(t.cfg.TempDir) }, t.cfg.TempDir)
 	step("retention", func() error {
 		out, err := t.cfg.Images.Retain(ctx, keep)

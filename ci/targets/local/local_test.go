@@ -33,6 +33,7 @@ const underDaggerRun = "DRILL_TEST_UNDER_DAGGER_RUN"
 func buildImages(t *testing.T, versions ...string) (*localstore.Store, []drill.Image) {
 	t.Helper()
 	c := testenv.Dagger(t)
+	defer testenv.Slot(t, 1)() // builds are heavy work: the machine's slots bound it
 	base, err := pipeline.ParseBase(testenv.BaseImage(t))
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +120,7 @@ func waitHealthy(t *testing.T, url, version string) {
 func TestOutageKillsTheProcessAndRollbackStartsANewOne(t *testing.T) {
 	v, k := uniqueVersion(t), uniqueVersion(t)
 	store, images := buildImages(t, v, k)
+	testenv.Slot(t, 1)
 	target, err := local.New(local.Config{Images: store, Listen: freeAddr(t)})
 	if err != nil {
 		t.Fatal(err)

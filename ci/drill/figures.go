@@ -141,7 +141,7 @@ func ComputeFigures(r *Result) Figures {
 	}
 	if !r.RollbackAt.IsZero() {
 		for _, s := range r.Samples {
-			if healthyWith(s, r.K) && !s.At.Before(r.RollbackAt) {
+			if healthyWith(s, r.K) && !s.At.Before(r.kFrom()) {
 				f.TimeToRecover = NullDuration{s.Observed().Sub(r.RollbackAt), true}
 				if !from.IsZero() {
 					f.FaultToHealthy = NullDuration{s.Observed().Sub(from), true}

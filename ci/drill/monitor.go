@@ -31,15 +31,16 @@ type monitor struct {
 	timeout    time.Duration
 	latencySLO time.Duration // a healthy answer slower than this is "slow"; 0: none
 
-	mu       sync.Mutex
-	phase    Phase
-	want     string
-	also     string // another version that counts as healthy in this phase (a fleet mid-rollback)
-	endpoint string
-	samples  []Sample
-	inflight *flight // the probe running now, nil between probes
-	closed   bool    // no new probes
-	up       bool    // a probe of this phase found its version healthy
+	mu        sync.Mutex
+	phase     Phase
+	want      string
+	also      string // another version that counts as healthy in this phase (a fleet mid-rollback)
+	endpoint  string
+	samples   []Sample
+	inflight  *flight   // the probe running now, nil between probes
+	closed    bool      // no new probes
+	up        bool      // a probe of this phase, started since readyFrom, found its version healthy
+	readyFrom time.Time // when the phase's deploy was called: no earlier probe can have found it
 
 	notify chan struct{} // signalled after each recorded sample; capacity 1
 	wake   chan struct{} // signalled when a start-up phase begins: probe at once; capacity 1
@@ -61,14 +62,31 @@ func newMonitor(clock Clock, prober Prober, interval, timeout time.Duration) *mo
 func (m *monitor) switchTo(phase Phase, want string) time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.phase, m.want, m.also, m.up = phase, want, "", false
+	m.phase, m.want, m.also = phase, want, ""
+	now := m.clock.Now()
 	if StartUp(phase) {
-		select {
-		case m.wake <- struct{}{}:
-		default:
-		}
+		m.readyLocked(now)
 	}
-	return m.clock.Now()
+	return now
+}
+
+// ready says the phase's deploy is being called now: readiness counts from here, at the fine
+// grain again (a rollback first stops what the fault left, and an answer from that, of the same
+// version when K is V re-created, says nothing about K).
+func (m *monitor) ready() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.clock.Now()
+	m.readyLocked(now)
+	return now
+}
+
+func (m *monitor) readyLocked(now time.Time) {
+	m.up, m.readyFrom = false, now
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
 }
 
 // readying reports a start-up phase whose version has not answered healthy yet.
@@ -159,7 +177,7 @@ func (m *monitor) loop(ctx context.Context) {
 		m.mu.Lock()
 		if ctx.Err() == nil { // a probe cut short by the drill ending says nothing about the target
 			m.samples = append(m.samples, Sample{Phase: phase, Want: want, Sample: s})
-			if phase == m.phase && s.OK() {
+			if phase == m.phase && s.OK() && !at.Before(m.readyFrom) {
 				m.up = true
 			}
 		}

@@ -101,8 +101,11 @@ type Result struct {
 	Samples  []Sample // in the order probes started
 	// Requests is what the users' load saw (Deps.Load), in the order requests finished.
 	Requests []RequestSample
-	// StopAt is when Stop was called; RollbackAt when Deploy(K) was called. Zero if not reached.
-	StopAt, RollbackAt time.Time
+	// StopAt is when Stop was called; RollbackAt when the rollback began (the fault's leftovers
+	// are stopped first); KDeployAt when Deploy(K) was called, after that: only a probe started
+	// since can have found K (when K is V re-created, an earlier answer may be V's). Zero if not
+	// reached.
+	StopAt, RollbackAt, KDeployAt time.Time
 	// Steps is where the time of a phase's deploy or stop went, as the target measured it
 	// (Explainer); nil for targets that do not say.
 	Steps map[Phase][]Step
@@ -130,6 +133,15 @@ type Teardown struct {
 	// command that removes it.
 	Left  []string
 	Sweep string
+}
+
+// kFrom is when a probe may first have found K: KDeployAt, or RollbackAt in a result that has
+// no KDeployAt.
+func (r *Result) kFrom() time.Time {
+	if !r.KDeployAt.IsZero() {
+		return r.KDeployAt
+	}
+	return r.RollbackAt
 }
 
 // Step is one timed step of what a target did: a teardown's, or how a version came up (its

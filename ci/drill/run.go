@@ -109,7 +109,7 @@ func (r *run) drive(ctx context.Context) error {
 	r.explain(PhaseDeploy)
 	r.mon.setEndpoint(r.deps.Target.Endpoint())
 	r.startWatching(ctx)
-	if err := r.awaitHealthy(ctx, v, deployStarted); err != nil {
+	if err := r.awaitHealthy(ctx, v, deployStarted, deployStarted); err != nil {
 		return err
 	}
 
@@ -173,12 +173,13 @@ func (r *run) drive(ctx context.Context) error {
 		return err
 	}
 	r.log("rolling back to K %s (%s)", k.Tag, k.Ref)
+	r.res.KDeployAt = r.mon.ready()
 	if err := r.deps.Target.Deploy(ctx, k); err != nil {
 		return fmt.Errorf("rollback: deploy %s: %w", k.Tag, err)
 	}
 	r.explain(PhaseRollback)
 	r.mon.setEndpoint(r.deps.Target.Endpoint())
-	if err := r.awaitHealthy(ctx, k, r.res.RollbackAt); err != nil {
+	if err := r.awaitHealthy(ctx, k, r.res.RollbackAt, r.res.KDeployAt); err != nil {
 		return err
 	}
 
@@ -269,7 +270,7 @@ func (r *run) baseline(ctx context.Context, k Image) error {
 	r.explain(PhaseBaseline)
 	r.mon.setEndpoint(r.deps.Target.Endpoint())
 	r.startWatching(ctx)
-	if err := r.awaitHealthy(ctx, k, r.res.Started); err != nil {
+	if err := r.awaitHealthy(ctx, k, r.res.Started, r.res.Started); err != nil {
 		return err
 	}
 	r.mon.settle(ctx)

@@ -502,3 +502,29 @@ func TestHealthyFiguresCountFromTheirOwnPhase(t *testing.T) {
 		}
 	})
 }
+
+// When K is V re-created, an answer from the faulted V while the rollback stops it (docker
+// stop thaws a hung app to deliver SIGTERM) is V's, not K's: K counts as healthy only from a
+// probe started once its Deploy was called.
+func TestAnAnswerFromTheFaultedVIsNotKHealthy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness()
+		h.inv.records = h.inv.records[2:] // nothing verified but V: K is V re-created
+		h.cfg.Fault = drill.Fault{Kind: drill.FaultKill}
+		h.cfg.AutoRollback = true
+		h.target.stopTakes, h.target.diesAfter = time.Second, 500*time.Millisecond // V answers again for 0.5 s of the stop
+		res, err := h.run(t.Context())
+		if err != nil || !res.Passed() {
+			t.Fatalf("run: %v, expectations %+v", err, res.Expectations)
+		}
+		checkCalls(t, h.target.Calls(), "deploy v2", "inject kill", "stop", "clear", "deploy v2")
+		if d := res.KDeployAt.Sub(res.RollbackAt); d != time.Second {
+			t.Fatalf("K deployed %v after the rollback began, want after the 1 s stop", d)
+		}
+		f := drill.ComputeFigures(res)
+		// K answers 1.5 s after its Deploy, seen by a readiness probe within 51 ms of that.
+		if least := time.Second + h.target.boot; !f.TimeToRecover.Valid || f.TimeToRecover.D < least || f.TimeToRecover.D > least+60*time.Millisecond {
+			t.Errorf("time to recover %+v, want %v and one readiness probe: V's answers during the stop are not K's", f.TimeToRecover, least)
+		}
+	})
+}

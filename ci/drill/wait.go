@@ -49,13 +49,14 @@ func (r *run) interrupted(ctx context.Context) error {
 	return fmt.Errorf("%s during %s: %w", what, r.phase, context.Cause(ctx))
 }
 
-// awaitHealthy waits up to ReadyTimeout for a probe to find img healthy. Not becoming healthy
-// fails the phase's expectation; the drill goes on.
-func (r *run) awaitHealthy(ctx context.Context, img Image, since time.Time) error {
+// awaitHealthy waits up to ReadyTimeout for a probe started at or after from (when img's
+// Deploy was called) to find img healthy, and says how long after since (the phase's start)
+// that was. Not becoming healthy fails the phase's expectation; the drill goes on.
+func (r *run) awaitHealthy(ctx context.Context, img Image, since, from time.Time) error {
 	var probes int
 	var last Sample
 	healthy, err := r.watch(ctx, r.cfg.ReadyTimeout, func(s Sample) bool {
-		if s.Phase != r.phase {
+		if s.Phase != r.phase || s.At.Before(from) {
 			return false
 		}
 		probes, last = probes+1, s

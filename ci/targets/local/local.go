@@ -253,7 +253,12 @@ func (t *Target) Deploy(ctx context.Context, img drill.Image) error {
 		return fmt.Errorf("deploy %s: %s is still running; stop it first", img.Tag, t.running.image.Tag)
 	}
 	d := t.take(img)
-	if d == nil {
+	if d != nil {
+		// Say which steps were done ahead (Prepare), so the phase's own time is the switch.
+		for i := range d.steps {
+			d.steps[i].Name = "ahead: " + d.steps[i].Name
+		}
+	} else {
 		var err error
 		if d, err = t.load(ctx, img); err != nil {
 			return fmt.Errorf("deploy %s: %w", img.Tag, err)

@@ -35,6 +35,7 @@ func TestAWSDrillAbortsOnAHostKeyMismatch(t *testing.T) {
 	t.Parallel()
 	l := startAWSLab(t, awslab.Options{WrongHostKey: true})
 	d := newAWSDrill(t, l, "key")
+	d.abortsEarly = true
 	run := d.run(t)
 	if run.exit != 1 || !strings.Contains(run.stderr, "host key") || !strings.Contains(run.stderr, "security") {
 		t.Fatalf("drill: exit %d, want 1 and a security error about the host key\n%s", run.exit, run.stderr)
@@ -55,6 +56,7 @@ func TestAWSDrillFailsClearlyWhenThePullFails(t *testing.T) {
 	t.Parallel()
 	l := startAWSLab(t, awslab.Options{FailPulls: true})
 	d := newAWSDrill(t, l, "pull")
+	d.abortsEarly = true
 	run := d.run(t)
 	if run.exit != 1 || !strings.Contains(run.stderr, "pull") || !strings.Contains(run.stderr, "manifest unknown") {
 		t.Fatalf("drill: exit %d, want 1 and an error naming the pull and the registry's answer\n%s", run.exit, run.stderr)

@@ -103,13 +103,10 @@ func (w *haproxyWatch) firstDown(host string, from time.Time) (time.Time, bool) 
 }
 
 // TestAWSFleetDrill drills a fleet of 3 hosts behind the lab's load balancer (HAProxy) with
-// the users' load on: a first drill (graceful stop of one host) leaves V verified; the second
-// kills one host, the load balancer takes it out of rotation while the other two serve, and
-// the rolling rollback to the first drill's version replaces all three, one at a time with
-// draining, without failing a single user request; a third deploys and rolls back all at once
-// (--rolling=false), which does cost capacity (a broken build on a fleet: TestAWSFleetBadDeploy).
-// HAProxy's stats are the ground truth of when
-// it stopped routing to the killed host; nothing is left afterwards.
+// the users' load on: a first drill (graceful stop of one host) leaves V verified; then, side
+// by side, one kills a host and rolls back to it one host at a time (checkRollingKill), and
+// one hangs a host and rolls back all at once (--rolling=false), which does cost capacity (a
+// broken build on a fleet: TestAWSFleetBadDeploy). Nothing is left afterwards.
 func TestAWSFleetDrill(t *testing.T) {
 	t.Parallel()
 	l := startFleetLab(t)
@@ -121,16 +118,71 @@ func TestAWSFleetDrill(t *testing.T) {
 	checkFleetDrill(t, first.report(t), 1)
 	l.AssertNothingLeft(t)
 
+	// Both roll back to the first drill's version, side by side in the lab (named: either's V,
+	// once verified, would be the newest verified image for the other).
+	t.Run("then", func(t *testing.T) {
+		t.Run("a kill, rolled back one host at a time", func(t *testing.T) {
+			t.Parallel()
+			checkRollingKill(t, l, first.version)
+		})
+		t.Run("a hang, rolled back all at once", func(t *testing.T) {
+			t.Parallel()
+			third := newAWSDrill(t, l, "fc", append([]string{"--fault", "hang", "--rolling=false", "--rollback-to", first.version}, fleetArgs...)...)
+			if run := third.run(t); run.err() != nil {
+				t.Fatalf("all-at-once fleet drill: %v\n%s", run.err(), run.stderr)
+			}
+			r := third.report(t)
+			ff := checkFleetDrill(t, r, 3)
+			if r.Fleet.Rolling || ff.RollbackMinCapacity == nil || *ff.RollbackMinCapacity != 0 {
+				t.Errorf("all at once: rolling %v, capacity during the rollback %v, want every host out together", r.Fleet.Rolling, ff.RollbackMinCapacity)
+			}
+		})
+	})
+	l.AssertNothingLeft(t)
+
+	// The role `go run ./ci iam` renders allows every call the fleet drills made.
+	if err := iam.Refuses(l.Double.Operations()); err != nil {
+		t.Errorf("the fleet drills' calls: %v", err)
+	}
+}
+
+// A broken build landing on one host of a fleet in a lab of its own: its health checks fail,
+// the load balancer takes it out, and the rollback to V redeploys that host alone (the others
+// run V and serve).
+func TestAWSFleetBadDeploy(t *testing.T) {
+	t.Parallel()
+	l := startFleetLab(t)
+	d := newAWSDrill(t, l, "fd", append([]string{"--fault", "bad-deploy"}, fleetArgs...)...)
+	if run := d.run(t); run.err() != nil {
+		t.Fatalf("bad-deploy fleet drill: %v\n%s", run.err(), run.stderr)
+	}
+	r := d.report(t)
+	ff := checkFleetDrill(t, r, 1)
+	if r.K == nil || r.K.Version != d.version || ff.RollbackUsers == nil || ff.RollbackUsers.Failed != 0 {
+		t.Errorf("bad-deploy: K %+v, users during the rollback %+v; want V again and none failed", r.K, ff.RollbackUsers)
+	}
+	l.AssertNothingLeft(t)
+	if err := iam.Refuses(l.Double.Operations()); err != nil {
+		t.Errorf("the bad-deploy fleet drill's calls: %v", err)
+	}
+}
+
+// checkRollingKill kills one host of three: the load balancer takes it out of rotation while the
+// other two serve, and the rolling rollback to k replaces all three, one at a time with
+// draining, without failing a single user request. HAProxy's stats are the ground truth of
+// when it stopped routing to the killed host.
+func checkRollingKill(t *testing.T, l *awslab.Lab, k string) {
+	t.Helper()
 	w := watchHAProxy(t, l)
-	second := newAWSDrill(t, l, "fb", append([]string{"--fault", "kill"}, fleetArgs...)...)
+	second := newAWSDrill(t, l, "fb", append([]string{"--fault", "kill", "--rollback-to", k}, fleetArgs...)...)
 	run := second.run(t)
 	w.finish()
 	if err := run.err(); err != nil {
 		t.Fatalf("second fleet drill: %v\n%s", err, run.stderr)
 	}
 	r := second.report(t)
-	if r.K == nil || r.K.Version != first.version {
-		t.Fatalf("K %+v, want the first drill's %s", r.K, first.version)
+	if r.K == nil || r.K.Version != k {
+		t.Fatalf("K %+v, want the first drill's %s", r.K, k)
 	}
 	ff := checkFleetDrill(t, r, 3)
 	if ff.RollbackUsers == nil || ff.RollbackUsers.Requests == 0 || ff.RollbackUsers.Failed != 0 {
@@ -161,44 +213,6 @@ func TestAWSFleetDrill(t *testing.T) {
 		if at, ok := w.firstDown(host, *r.FaultAt); ok && at.Before(rollbackAt) {
 			t.Errorf("HAProxy marked %s DOWN %s after the fault: the fault spread", host, at.Sub(*r.FaultAt))
 		}
-	}
-	l.AssertNothingLeft(t)
-
-	third := newAWSDrill(t, l, "fc", append([]string{"--fault", "hang", "--rolling=false"}, fleetArgs...)...)
-	if run := third.run(t); run.err() != nil {
-		t.Fatalf("all-at-once fleet drill: %v\n%s", run.err(), run.stderr)
-	}
-	r = third.report(t)
-	ff = checkFleetDrill(t, r, 3)
-	if r.Fleet.Rolling || ff.RollbackMinCapacity == nil || *ff.RollbackMinCapacity != 0 {
-		t.Errorf("all at once: rolling %v, capacity during the rollback %v, want every host out together", r.Fleet.Rolling, ff.RollbackMinCapacity)
-	}
-	l.AssertNothingLeft(t)
-
-	// The role `go run ./ci iam` renders allows every call the fleet drills made.
-	if err := iam.Refuses(l.Double.Operations()); err != nil {
-		t.Errorf("the fleet drills' calls: %v", err)
-	}
-}
-
-// A broken build landing on one host of a fleet in a lab of its own: its health checks fail,
-// the load balancer takes it out, and the rollback to V redeploys that host alone (the others
-// run V and serve).
-func TestAWSFleetBadDeploy(t *testing.T) {
-	t.Parallel()
-	l := startFleetLab(t)
-	d := newAWSDrill(t, l, "fd", append([]string{"--fault", "bad-deploy"}, fleetArgs...)...)
-	if run := d.run(t); run.err() != nil {
-		t.Fatalf("bad-deploy fleet drill: %v\n%s", run.err(), run.stderr)
-	}
-	r := d.report(t)
-	ff := checkFleetDrill(t, r, 1)
-	if r.K == nil || r.K.Version != d.version || ff.RollbackUsers == nil || ff.RollbackUsers.Failed != 0 {
-		t.Errorf("bad-deploy: K %+v, users during the rollback %+v; want V again and none failed", r.K, ff.RollbackUsers)
-	}
-	l.AssertNothingLeft(t)
-	if err := iam.Refuses(l.Double.Operations()); err != nil {
-		t.Errorf("the bad-deploy fleet drill's calls: %v", err)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Slots bounds the heavy work that runs on this machine at once, across every test process of
@@ -35,6 +37,11 @@ func Slot(t testing.TB, weight int) (release func()) {
 	}
 	n := Slots()
 	weight = min(max(weight, 1), n)
+	// First in line in this process (FIFO, so no caller starves behind later ones), then the
+	// machine's locks.
+	if err := inProcess.Acquire(t.Context(), int64(weight)); err != nil {
+		t.Fatalf("no %d of the machine's %d test slots before the test ended", weight, n)
+	}
 	wait := 20 * time.Millisecond
 	for {
 		held := tryTake(dir, n, weight)
@@ -45,6 +52,7 @@ func Slot(t testing.TB, weight int) (release func()) {
 					for _, f := range held {
 						f.Close() // closing the file drops its lock
 					}
+					inProcess.Release(int64(weight))
 				})
 			}
 			t.Cleanup(release)
@@ -56,11 +64,14 @@ func Slot(t testing.TB, weight int) (release func()) {
 		select {
 		case <-time.After(wait): // a poll: flock has no wait for any one of several files
 		case <-t.Context().Done():
+			inProcess.Release(int64(weight))
 			t.Fatalf("no %d of the machine's %d test slots before the test ended", weight, n)
 		}
 		wait = min(2*wait, 500*time.Millisecond)
 	}
 }
+
+var inProcess = semaphore.NewWeighted(int64(Slots()))
 
 // tryTake locks up to weight free slot files without waiting.
 func tryTake(dir string, n, weight int) []*os.File {

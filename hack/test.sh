@@ -18,9 +18,9 @@ if [[ "${1:-}" == --short ]]; then short=true; shift; fi
 # Packages not named get the default.
 timeouts=(
   -timeout ./ci=8m
-  -timeout ./ci/pipeline=4m
-  -timeout ./ci/targets/local=4m
-  -timeout ./ci/targets/aws=4m
+  -timeout ./ci/pipeline=6m
+  -timeout ./ci/targets/local=6m
+  -timeout ./ci/targets/aws=6m
   -timeout ./internal/testenv/awslab=4m
   -timeout ./internal/testenv/lab=4m
   -timeout ./infra/remote=2m

@@ -37,12 +37,23 @@ func Slot(t testing.TB, weight int) (release func()) {
 	}
 	n := Slots()
 	weight = min(max(weight, 1), n)
-	// First in line in this process (FIFO, so no caller starves behind later ones), then the
-	// machine's locks.
+	// First in line in this process (FIFO, so no caller starves behind later ones), then in
+	// the machine's line (the queue file's lock: the one holding it takes the next free slots;
+	// without it, a process whose callers poll faster kept every slot), then the slots.
 	if err := inProcess.Acquire(t.Context(), int64(weight)); err != nil {
 		t.Fatalf("no %d of the machine's %d test slots before the test ended", weight, n)
 	}
-	wait := 20 * time.Millisecond
+	queue, err := os.OpenFile(filepath.Join(dir, "queue"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		inProcess.Release(int64(weight))
+		t.Fatalf("test slots: %v", err)
+	}
+	defer queue.Close() // leaves the line
+	if err := syscall.Flock(int(queue.Fd()), syscall.LOCK_EX); err != nil {
+		inProcess.Release(int64(weight))
+		t.Fatalf("test slots: wait in line: %v", err)
+	}
+	wait := 10 * time.Millisecond
 	for {
 		held := tryTake(dir, n, weight)
 		if len(held) == weight {
@@ -67,7 +78,7 @@ func Slot(t testing.TB, weight int) (release func()) {
 			inProcess.Release(int64(weight))
 			t.Fatalf("no %d of the machine's %d test slots before the test ended", weight, n)
 		}
-		wait = min(2*wait, 500*time.Millisecond)
+		wait = min(2*wait, 100*time.Millisecond)
 	}
 }
 

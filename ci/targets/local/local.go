@@ -143,7 +143,7 @@ func (t *Target) Prepare(ctx context.Context, img drill.Image) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if old := t.prepared[img.Digest]; old != nil { // prepared twice at once: keep one
-		old.client.Close()
+		old.close()
 	}
 	if t.prepared == nil {
 		t.prepared = map[string]*deployment{}
@@ -172,6 +172,24 @@ func (d *deployment) awaitHealthy(ctx context.Context) error {
 // readyWait bounds a prepared version's wait to answer healthy, as the drill's ready timeout
 // bounds a deploy's.
 const readyWait = time.Minute
+
+// close ends d's session and waits until its container's processes are gone: the engine stops
+// a session's containers after Close returns (about a second, more on a busy machine), and a
+// stopped version's processes must be gone when Stop returns.
+func (d *deployment) close() error {
+	if err := d.client.Close(); err != nil {
+		return err
+	}
+	if d.backend == "" {
+		return nil // never started: no container
+	}
+	return poll(context.Background(), exitWait, "the processes of "+d.image.Tag+" to exit once its session ended", func() (bool, error) {
+		return len(processesWithEnv(instanceEnv+"="+d.instance)) == 0, nil
+	})
+}
+
+// exitWait bounds close's wait for a session's container to go.
+const exitWait = 30 * time.Second
 
 // step records how long one step of d's start took, from start to now.
 func (d *deployment) step(name string, start time.Time) {
@@ -357,7 +375,7 @@ func (t *Target) closeRunningLocked() error {
 	t.front.down() // the address refuses at once, as the app's port does once it stops
 	downed := time.Now()
 	t.running = nil
-	err := d.client.Close() // the engine stops the container with the session
+	err := d.close() // the engine stops the container with the session
 	t.stopSteps = []drill.Step{{Name: "close " + t.cfg.Listen, Took: downed.Sub(start)},
 		{Name: "end the engine session (the container with it)", Took: time.Since(downed)}}
 	if err != nil {
@@ -407,7 +425,7 @@ func (t *Target) Teardown(ctx context.Context, keep retention.Policy) (environme
 		defer t.mu.Unlock()
 		var errs []error
 		for digest, d := range t.prepared {
-			errs = append(errs, d.client.Close())
+			errs = append(errs, d.close())
 			delete(t.prepared, digest)
 		}
 		return errors.Join(errs...)

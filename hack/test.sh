@@ -17,7 +17,7 @@ if [[ "${1:-}" == --short ]]; then short=true; shift; fi
 # hang fails with the package's name long before CI's own limit, and growth shows here first.
 # Packages not named get the default.
 timeouts=(
-  -timeout ./ci=8m
+  -timeout ./ci=12m
   -timeout ./ci/pipeline=6m
   -timeout ./ci/targets/local=6m
   -timeout ./ci/targets/aws=6m

@@ -290,7 +290,9 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("slow delays every response by the delay; Clear removes the redirect and the proxy", func(t *testing.T) {
-		const delay = 1200 * time.Millisecond
+		// Long enough that "delayed" and "prompt" stay apart on a busy machine: an undelayed
+		// answer was seen to take 1.1 s there.
+		const delay = 3 * time.Second
 		t.Parallel()
 		img := imageOf(t)
 		v := img.Tag

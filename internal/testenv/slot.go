@@ -17,13 +17,13 @@ import (
 // the suite (go test runs packages side by side): a whole drill, a fault case on a real app, an
 // image build. On 2 cores more than a few side by side make the machine's speed the tests'
 // result (a probe times out, a killed process takes seconds to go). DRILL_TEST_SLOTS sets the
-// bound (default 3: with 4, a probe through the lab's veth was still seen to take over a
-// second).
+// bound (default 2: with 3 or 4, probes through the engine's tunnels were seen to stall for
+// over a second while other drills' builds and starts kept the engine busy).
 func Slots() int {
 	if n, err := strconv.Atoi(os.Getenv("DRILL_TEST_SLOTS")); err == nil && n > 1 {
 		return n
 	}
-	return 3
+	return 2
 }
 
 // Slot waits until weight of the machine's slots are free, takes them and returns their

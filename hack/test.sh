@@ -17,10 +17,10 @@ if [[ "${1:-}" == --short ]]; then short=true; shift; fi
 # hang fails with the package's name long before CI's own limit, and growth shows here first.
 # Packages not named get the default.
 timeouts=(
-  -timeout ./ci=20m
-  -timeout ./ci/pipeline=15m
-  -timeout ./ci/targets/local=15m
-  -timeout ./ci/targets/aws=15m
+  -timeout ./ci=30m
+  -timeout ./ci/pipeline=30m
+  -timeout ./ci/targets/local=30m
+  -timeout ./ci/targets/aws=30m
   -timeout ./internal/testenv/awslab=4m
   -timeout ./internal/testenv/lab=4m
   -timeout ./infra/remote=2m

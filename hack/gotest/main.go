@@ -19,6 +19,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -92,6 +93,7 @@ func main() {
 	flag.Var(own, "flags", "PACKAGE=-flag: a go test flag for that package alone (repeatable)")
 	fallback := flag.Duration("default", 2*time.Minute, "the -timeout of every package the table does not name")
 	parallel := flag.Int("p", 2, "packages run side by side")
+	flag.StringVar(&eventsDir, "events", os.Getenv("GOTEST_EVENTS"), "a folder to keep each package's go test -json events in, to see where the time went (env GOTEST_EVENTS)")
 	flag.Parse()
 	goArgs, pkgArgs := splitArgs(flag.Args())
 	patterns := pkgArgs
@@ -194,6 +196,9 @@ func list(patterns []string) ([]pkgPath, error) {
 	return pkgs, nil
 }
 
+// eventsDir, when set, keeps each package's raw events (PACKAGE.json, slashes as dashes).
+var eventsDir string
+
 // run tests one package and gathers what go test says about it.
 func run(p pkgPath, budget time.Duration, goArgs []string) outcome {
 	o := outcome{pkg: p.rel, budget: budget}
@@ -218,7 +223,14 @@ func run(p pkgPath, budget time.Duration, goArgs []string) outcome {
 		o.runError = err
 		return finish(o, nil, stderr.Bytes())
 	}
-	lines := collect(stdout, &o)
+	var events io.Reader = stdout
+	if eventsDir != "" {
+		if f, err := os.Create(filepath.Join(eventsDir, strings.ReplaceAll(strings.Trim(p.rel, "./"), "/", "-")+".json")); err == nil {
+			defer f.Close()
+			events = io.TeeReader(stdout, f)
+		}
+	}
+	lines := collect(events, &o)
 	o.runError = cmd.Wait()
 	o.took = time.Since(start)
 	if ctx.Err() != nil {

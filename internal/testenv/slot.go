@@ -38,6 +38,7 @@ func Slot(t testing.TB, weight int) (release func()) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("test slots: %v", err)
 	}
+	asked := time.Now()
 	n := Slots()
 	weight = min(max(weight, 1), n)
 	// First in line in this process (FIFO, so no caller starves behind later ones), then in
@@ -61,8 +62,11 @@ func Slot(t testing.TB, weight int) (release func()) {
 		held := tryTake(dir, n, weight)
 		if len(held) == weight {
 			var once sync.Once
+			got := time.Now()
 			release = func() {
 				once.Do(func() {
+					// In go test -json's events (hack/gotest -events): where a test's time went.
+					t.Logf("test slots: waited %s for %d, held them %s", got.Sub(asked).Round(time.Millisecond), weight, time.Since(got).Round(time.Millisecond))
 					for _, f := range held {
 						f.Close() // closing the file drops its lock
 					}

@@ -93,7 +93,7 @@ func main() {
 	flag.Var(own, "flags", "PACKAGE=-flag: a go test flag for that package alone (repeatable)")
 	fallback := flag.Duration("default", 2*time.Minute, "the -timeout of every package the table does not name")
 	parallel := flag.Int("p", 2, "packages run side by side")
-	flag.StringVar(&eventsDir, "events", os.Getenv("GOTEST_EVENTS"), "a folder to keep each package's go test -json events in, to see where the time went (env GOTEST_EVENTS)")
+	eventsDir := flag.String("events", os.Getenv("GOTEST_EVENTS"), "a folder to keep each package's go test -json events in, to see where the time went (env GOTEST_EVENTS)")
 	flag.Parse()
 	goArgs, pkgArgs := splitArgs(flag.Args())
 	patterns := pkgArgs
@@ -131,7 +131,7 @@ func main() {
 		wg.Go(func() {
 			for i := range queue {
 				p := pkgs[i]
-				o := run(p, budgetOf(timeouts, *fallback, p), append(slices.Clone(goArgs), append(own[p.rel], own[p.importPath]...)...))
+				o := run(p, budgetOf(timeouts, *fallback, p), *eventsDir, append(slices.Clone(goArgs), append(own[p.rel], own[p.importPath]...)...))
 				mu.Lock()
 				os.Stdout.Write(o.report)
 				mu.Unlock()
@@ -196,11 +196,9 @@ func list(patterns []string) ([]pkgPath, error) {
 	return pkgs, nil
 }
 
-// eventsDir, when set, keeps each package's raw events (PACKAGE.json, slashes as dashes).
-var eventsDir string
-
-// run tests one package and gathers what go test says about it.
-func run(p pkgPath, budget time.Duration, goArgs []string) outcome {
+// run tests one package and gathers what go test says about it; with eventsDir set, it keeps
+// the package's raw events there (its import path, slashes as underscores, .json).
+func run(p pkgPath, budget time.Duration, eventsDir string, goArgs []string) outcome {
 	o := outcome{pkg: p.rel, budget: budget}
 	args := append([]string{"test", "-json", "-timeout", budget.String()}, goArgs...)
 	args = append(args, p.rel)
@@ -225,7 +223,10 @@ func run(p pkgPath, budget time.Duration, goArgs []string) outcome {
 	}
 	var events io.Reader = stdout
 	if eventsDir != "" {
-		if f, err := os.Create(filepath.Join(eventsDir, strings.ReplaceAll(strings.Trim(p.rel, "./"), "/", "-")+".json")); err == nil {
+		f, err := os.Create(filepath.Join(eventsDir, strings.ReplaceAll(p.importPath, "/", "_")+".json"))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "gotest: keep the events of %s: %v\n", p.rel, err)
+		} else {
 			defer f.Close()
 			events = io.TeeReader(stdout, f)
 		}
